@@ -1,0 +1,112 @@
+//! The command line: clap types (one file per command), output, and exit codes.
+//!
+//! Every command is `Args` (its doc comment is the help) plus a `run` function. Errors are
+//! printed as `error: …` with an optional `hint: …` line, and map to exit codes: 1 for a user
+//! or gate error, 2 for usage, 3 for a conflict, 4 for an internal fault. A closed stdout
+//! (`git clutch log | head`) ends the command quietly.
+
+mod agent;
+mod artifact;
+mod init;
+mod log;
+mod output;
+mod project;
+mod schemas;
+mod signers;
+mod state;
+mod task;
+mod verify;
+
+use clap::{Parser, Subcommand};
+
+use crate::env::Env;
+use crate::ops::Ctx;
+use crate::store::Store;
+use crate::{Error, Result};
+
+pub use output::Out;
+
+/// Run an organization of AI agents in git: every event is a signed commit under refs/clutch/.
+#[derive(Debug, Parser)]
+#[command(name = "git clutch", bin_name = "git clutch", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Act as this agent (default: CLUTCH_ACTOR, then `git config clutch.actor`).
+    #[arg(long = "as", global = true, value_name = "AGENT")]
+    pub actor: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Init(init::Args),
+    #[command(subcommand)]
+    Agent(agent::Command),
+    #[command(subcommand)]
+    Project(project::Command),
+    #[command(subcommand)]
+    Task(task::Command),
+    #[command(subcommand)]
+    Artifact(artifact::Command),
+    Log(log::Args),
+    State(state::Args),
+    Verify(verify::Args),
+    Signers(signers::Args),
+    Schemas(schemas::Args),
+}
+
+/// Entry point of the binary: returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let code = err.exit_code();
+            let _ = err.print();
+            return code;
+        }
+    };
+    match run(cli) {
+        Ok(()) => 0,
+        Err(err) if err.kind == crate::error::Kind::BrokenPipe => 0,
+        Err(err) => {
+            eprintln!("error: {}", err.message);
+            if let Some(hint) = &err.hint {
+                eprintln!("hint: {hint}");
+            }
+            err.kind.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let env = Env::from_process()?;
+    let mut out = Out::stdout();
+    if let Command::Schemas(args) = &cli.command {
+        return schemas::run(args, &mut out);
+    }
+    let cwd = std::env::current_dir().map_err(|err| Error::user(format!("cannot read the current directory: {err}")))?;
+    let ctx = Ctx::new(Store::discover(&cwd)?, env);
+    let actor = cli.actor.as_deref();
+    match &cli.command {
+        Command::Init(args) => init::run(&ctx, args, &mut out),
+        Command::Agent(cmd) => agent::run(&ctx, actor, cmd, &mut out),
+        Command::Project(cmd) => project::run(&ctx, actor, cmd, &mut out),
+        Command::Task(cmd) => task::run(&ctx, actor, cmd, &mut out),
+        Command::Artifact(cmd) => artifact::run(&ctx, actor, cmd, &mut out),
+        Command::Log(args) => log::run(&ctx, args, &mut out),
+        Command::State(args) => state::run(&ctx, args, &mut out),
+        Command::Verify(args) => verify::run(&ctx, args, &mut out),
+        Command::Signers(args) => signers::run(&ctx, args, &mut out),
+        Command::Schemas(_) => unreachable!("handled before opening the repository"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,25 @@
+use crate::event::TaskStatus;
+use crate::ops::{task, Ctx};
+use crate::Result;
+
+use super::Out;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    pub id: String,
+    /// Why (kept in the event).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, actor: &str, status: TaskStatus, args: &Args, out: &mut Out) -> Result<()> {
+    let written = task::set_status(ctx, actor, &args.id, status, args.reason.as_deref())?;
+    let id = ctx.load()?.state.find_task(&args.id).map(|t| t.id.clone()).unwrap_or_else(|_| args.id.clone());
+    match written {
+        Some(written) => out.written(args.json, &id, &written, &format!("{id} {}", status.as_str())),
+        None => out.unchanged(args.json, &id),
+    }
+}

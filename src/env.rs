@@ -1,0 +1,78 @@
+//! The one door for environment variables and the clock.
+//!
+//! Nothing else in clutch reads `std::env` or the system time, so tests pin every input:
+//! `CLUTCH_HOME` (keys and machine-local data), `CLUTCH_ACTOR` (who acts), `CLUTCH_NOW`
+//! (the time stamped on events, RFC 3339).
+
+use std::path::PathBuf;
+
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// Machine-local clutch data: `keys/` lives here.
+    pub home: PathBuf,
+    /// `CLUTCH_ACTOR`, when set.
+    pub actor: Option<String>,
+    now: Option<i64>,
+}
+
+impl Env {
+    #[allow(clippy::disallowed_methods, reason = "this is the one door")]
+    pub fn from_process() -> Result<Self> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let home = match var("CLUTCH_HOME") {
+            Some(home) => PathBuf::from(home),
+            None => match (var("XDG_CONFIG_HOME"), var("HOME")) {
+                (Some(config), _) => PathBuf::from(config).join("clutch"),
+                (None, Some(home)) => PathBuf::from(home).join(".config").join("clutch"),
+                (None, None) => {
+                    return Err(Error::user("cannot find a place for clutch's keys: neither CLUTCH_HOME nor HOME is set")
+                        .hint("set CLUTCH_HOME to a directory"))
+                }
+            },
+        };
+        let now = match var("CLUTCH_NOW") {
+            Some(text) => Some(parse_time(&text).map_err(|err| err.context("CLUTCH_NOW"))?),
+            None => None,
+        };
+        Ok(Env { home, actor: var("CLUTCH_ACTOR"), now })
+    }
+
+    /// An environment for tests and benches: everything given, nothing read.
+    pub fn pinned(home: PathBuf, actor: Option<String>, now: i64) -> Self {
+        Env { home, actor, now: Some(now) }
+    }
+
+    /// Seconds since the epoch, UTC.
+    pub fn now(&self) -> i64 {
+        self.now.unwrap_or_else(|| OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    pub fn keys_dir(&self) -> PathBuf {
+        self.home.join("keys")
+    }
+}
+
+/// Wall-clock milliseconds, for measuring durations only (never stamped on an event).
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// `2026-11-24T08:00:00Z` from seconds since the epoch.
+pub fn format_time(seconds: i64) -> String {
+    OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| seconds.to_string())
+}
+
+/// Seconds since the epoch from RFC 3339.
+pub fn parse_time(text: &str) -> Result<i64> {
+    OffsetDateTime::parse(text, &Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|err| Error::user(format!("'{text}' is not an RFC 3339 time ({err})")).hint("write it like 2026-11-24T08:00:00Z"))
+}

@@ -1,0 +1,119 @@
+//! The org and its roster: `init`, `agent add`, `project new`.
+
+use std::path::{Path, PathBuf};
+
+use crate::event::{AgentRegistered, OrgCreated, Payload, ProjectCreated, Role};
+use crate::sign::{KeyStore, PublicKey};
+use crate::state::apply::check_id;
+use crate::store::ObjectId;
+use crate::{Error, Result};
+
+use super::{append, transact, Ctx, Draft, Loaded, Written};
+
+#[derive(Debug)]
+pub struct Founded {
+    pub org: ObjectId,
+    pub founder: String,
+    pub key_path: PathBuf,
+}
+
+/// Write the genesis event, signed by the founder, and make the founder this clone's actor.
+pub fn init(ctx: &Ctx, name: &str, founder: &str, key: Option<&Path>) -> Result<Founded> {
+    if let Some(head) = ctx.store.head()? {
+        return Err(Error::user(format!("this repository already has a clutch org (refs/clutch/log is at {head})"))
+            .hint("see it with: git clutch state"));
+    }
+    check_id("founder id", founder).map_err(Error::user)?;
+    if name.trim().is_empty() || name.contains(['\n', '\r']) {
+        return Err(Error::user("the org name must be one non-empty line"));
+    }
+    let signing = match key {
+        Some(path) => ctx.keys.link(founder, path)?,
+        None => {
+            let key = KeyStore::generate()?;
+            ctx.keys.store(founder, &key)?;
+            key
+        }
+    };
+    let public = PublicKey::of(&signing);
+    let draft = Draft::new(Payload::OrgCreated(OrgCreated {
+        name: name.trim().to_string(),
+        founder: founder.to_string(),
+        public_key: public.to_openssh(),
+    }));
+    let (written, _) = append(ctx, &signing, founder, Loaded::default(), vec![draft])?
+        .map_err(|_| Error::conflict("another clutch init wrote refs/clutch/log at the same time"))?;
+    let org = written[0].commit;
+    git_config(ctx, "clutch.actor", founder)?;
+    git_config(ctx, "clutch.orgId", &org.to_string())?;
+    Ok(Founded { org, founder: founder.to_string(), key_path: ctx.keys.path_for(founder, &public) })
+}
+
+fn git_config(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
+    let status = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(ctx.store.git_dir())
+        .args(["config", key, value])
+        .status()
+        .map_err(|err| Error::internal(format!("cannot run git config: {err}")))?;
+    if !status.success() {
+        return Err(Error::internal(format!("git config {key} failed")));
+    }
+    Ok(())
+}
+
+#[derive(Debug)]
+pub struct AgentAdded {
+    pub written: Written,
+    /// Where the generated private key was stored, when clutch made one.
+    pub key_path: Option<PathBuf>,
+}
+
+/// Register an agent. Without a public key, a key pair is made and kept on this machine.
+pub fn agent_add(ctx: &Ctx, actor: &str, id: &str, role: Role, public_key: Option<&str>) -> Result<AgentAdded> {
+    check_id("agent id", id).map_err(Error::user)?;
+    let (public, generated) = match public_key {
+        Some(text) => (PublicKey::parse_openssh(text)?, None),
+        None => {
+            let key = KeyStore::generate()?;
+            (PublicKey::of(&key), Some(key))
+        }
+    };
+    let key_path = match &generated {
+        Some(key) => {
+            let loaded = ctx.load()?;
+            if loaded.state.agents.contains_key(id) {
+                return Err(Error::user(format!("agent '{id}' already exists")));
+            }
+            Some(ctx.keys.store(id, key)?)
+        }
+        None => None,
+    };
+    let result = transact(ctx, actor, |_| {
+        Ok(vec![Draft::new(Payload::AgentRegistered(AgentRegistered { id: id.to_string(), role, public_key: public.to_openssh() }))])
+    });
+    match result {
+        Ok((mut written, _)) => Ok(AgentAdded { written: written.remove(0), key_path }),
+        Err(err) => {
+            if let Some(path) = &key_path {
+                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(path.with_extension("pub"));
+            }
+            Err(err)
+        }
+    }
+}
+
+pub fn project_new(ctx: &Ctx, actor: &str, name: &str, description: Option<&str>) -> Result<Written> {
+    check_id("project name", name).map_err(Error::user)?;
+    let (mut written, _) = transact(ctx, actor, |state| {
+        if state.projects.contains_key(name) {
+            return Err(Error::user(format!("project '{name}' already exists")));
+        }
+        Ok(vec![Draft::new(Payload::ProjectCreated(ProjectCreated {
+            name: name.to_string(),
+            description: description.map(str::to_string),
+        }))])
+    })?;
+    Ok(written.remove(0))
+}

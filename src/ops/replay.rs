@@ -1,0 +1,256 @@
+//! Replay: the log, in order, through the verifier and the reducer.
+//!
+//! Order is first-parent order from the root; the events a merge commit brings in are placed
+//! at that merge, sorted topologically with ties broken by (clock, commit id). So the state at
+//! a descendant is the state at an ancestor plus the new events, and the cache (keyed by head
+//! commit id under `.git/clutch/`) only ever needs the new events applied.
+//!
+//! Nothing read is trusted: every event's signature, key binding, schema, commit metadata and
+//! role are checked here or in the reducer. A refused event is recorded in
+//! `State::rejected` and skipped; the events after it are judged without it.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::event::{parse_trailers, Event};
+use crate::sign::Signed;
+use crate::state::{self, Rejection, State, Verified};
+use crate::store::{ObjectId, RawEvent, Store};
+use crate::{Error, Result};
+
+/// State as of a head.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded {
+    pub state: State,
+    pub head: Option<ObjectId>,
+    /// The clock the head commit claims (a new event's clock must exceed it).
+    pub head_clock: u64,
+}
+
+const CACHE_FILE: &str = "state.json";
+/// Bump when the reducer's rules or the state's shape change: older caches are then ignored.
+const CACHE_VERSION: u32 = 1;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Cache {
+    version: u32,
+    clutch: String,
+    head: String,
+    head_clock: u64,
+    state: State,
+}
+
+/// The state at the current head, using and refreshing the cache.
+pub fn load(store: &Store) -> Result<Loaded> {
+    let Some(head) = store.head()? else {
+        return Ok(Loaded::default());
+    };
+    let cached = read_cache(store);
+    if let Some(cached) = &cached {
+        if cached.head == Some(head) {
+            return Ok(cached.clone());
+        }
+    }
+    let loaded = advance(store, cached, head)?;
+    write_cache(store, &loaded);
+    Ok(loaded)
+}
+
+/// Replay the whole log from its root, ignoring any cache.
+pub fn load_cold(store: &Store) -> Result<Loaded> {
+    match store.head()? {
+        Some(head) => advance(store, None, head),
+        None => Ok(Loaded::default()),
+    }
+}
+
+/// Bring `from` (or an empty state) forward to `head`.
+pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Loaded> {
+    let stop = from.as_ref().and_then(|l| l.head);
+    let (mut chain, found) = store.first_parent_chain(head, stop)?;
+    let mut loaded = if found { from.unwrap_or_default() } else { Loaded::default() };
+    if !found {
+        // The cached head is not on this log's first-parent line (history was replaced):
+        // start over from the root.
+        chain = store.first_parent_chain(head, None)?.0;
+    }
+    chain.reverse();
+    let mut replay = Replay { store, clocks: HashMap::new() };
+    if let (Some(h), true) = (loaded.head, found) {
+        replay.clocks.insert(h, loaded.head_clock);
+    }
+    for oid in chain {
+        let raw = store.read_event(oid)?;
+        if raw.parents.len() > 1 {
+            let merged = store.merged_in(raw.parents[0], &raw.parents[1..])?;
+            for side in replay.order_merged(merged)? {
+                replay.step(&mut loaded.state, side)?;
+            }
+        }
+        loaded.head_clock = replay.step(&mut loaded.state, raw)?;
+        loaded.head = Some(oid);
+    }
+    Ok(loaded)
+}
+
+struct Replay<'a> {
+    store: &'a Store,
+    /// Claimed clocks of commits seen, for the Lamport check.
+    clocks: HashMap<ObjectId, u64>,
+}
+
+impl Replay<'_> {
+    /// Judge and apply one event; returns the clock it claims (0 when unreadable).
+    fn step(&mut self, state: &mut State, raw: RawEvent) -> Result<u64> {
+        let commit = raw.oid.to_string();
+        let result = self.judge(&raw).and_then(|(event, signer)| {
+            let files: Vec<(String, String)> = raw.files.iter().map(|(n, o)| (n.clone(), o.to_string())).collect();
+            let verified = Verified { commit: &commit, signer: &signer, event: &event, files: &files, is_root: raw.parents.is_empty() };
+            state::apply(state, &verified).map(|_| event.clock)
+        });
+        let clock = match result {
+            Ok(clock) => clock,
+            Err(reason) => {
+                state.rejected.push(Rejection { commit: commit.clone(), reason });
+                claimed_clock(&raw)
+            }
+        };
+        self.clocks.insert(raw.oid, clock);
+        Ok(clock)
+    }
+
+    /// Everything about an event that does not need state: signature, schema, metadata.
+    fn judge(&mut self, raw: &RawEvent) -> Result<(Event, String), String> {
+        let armored = raw.signature.as_deref().ok_or("the commit is not signed")?;
+        let signed = Signed::parse(armored).map_err(|why| format!("bad signature: {why}"))?;
+        signed.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
+        let bytes = raw.event_json.as_ref().map_err(Clone::clone)?;
+        let event = Event::from_json(bytes)?;
+        check_metadata(raw, &event)?;
+        for parent in &raw.parents {
+            let parent_clock = self.clock_of(*parent).map_err(|err| err.message)?;
+            if event.clock <= parent_clock {
+                return Err(format!("clock {} is not greater than its parent's clock {parent_clock}", event.clock));
+            }
+        }
+        Ok((event, signed.key.to_openssh()))
+    }
+
+    fn clock_of(&mut self, oid: ObjectId) -> Result<u64> {
+        if let Some(clock) = self.clocks.get(&oid) {
+            return Ok(*clock);
+        }
+        let clock = claimed_clock(&self.store.read_event(oid)?);
+        self.clocks.insert(oid, clock);
+        Ok(clock)
+    }
+
+    /// The side commits of a merge, read and ordered.
+    fn order_merged(&mut self, oids: Vec<ObjectId>) -> Result<Vec<RawEvent>> {
+        let raws = oids.into_iter().map(|oid| self.store.read_event(oid)).collect::<Result<Vec<_>>>()?;
+        Ok(topo_order(raws))
+    }
+}
+
+/// Topological order (parents first), ties broken by (clock, commit id).
+pub fn topo_order(raws: Vec<RawEvent>) -> Vec<RawEvent> {
+    let mut raws: BTreeMap<ObjectId, RawEvent> = raws.into_iter().map(|r| (r.oid, r)).collect();
+    let mut waiting: HashMap<ObjectId, usize> = HashMap::new();
+    let mut children: HashMap<ObjectId, Vec<ObjectId>> = HashMap::new();
+    for (oid, raw) in &raws {
+        let inside: Vec<_> = raw.parents.iter().filter(|p| raws.contains_key(*p)).collect();
+        waiting.insert(*oid, inside.len());
+        for parent in inside {
+            children.entry(*parent).or_default().push(*oid);
+        }
+    }
+    let mut ready: std::collections::BTreeSet<(u64, ObjectId)> =
+        waiting.iter().filter(|(_, n)| **n == 0).map(|(oid, _)| (claimed_clock(&raws[oid]), *oid)).collect();
+    let mut ordered = Vec::with_capacity(raws.len());
+    while let Some(first) = ready.pop_first() {
+        let oid = first.1;
+        for child in children.get(&oid).cloned().unwrap_or_default() {
+            let n = waiting.get_mut(&child).expect("child is inside");
+            *n -= 1;
+            if *n == 0 {
+                ready.insert((claimed_clock(&raws[&child]), child));
+            }
+        }
+        ordered.push(raws.remove(&oid).expect("each commit once"));
+    }
+    ordered
+}
+
+/// The clock an event claims, without judging it; 0 when unreadable.
+fn claimed_clock(raw: &RawEvent) -> u64 {
+    raw.event_json
+        .as_ref()
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(bytes).ok())
+        .and_then(|v| v.get("clock").and_then(|c| c.as_u64()))
+        .unwrap_or(0)
+}
+
+/// The commit's author, committer, time and trailers must agree with `event.json`.
+fn check_metadata(raw: &RawEvent, event: &Event) -> Result<(), String> {
+    let at = crate::env::parse_time(&event.at).map_err(|err| err.message)?;
+    for (role, person) in [("author", &raw.author), ("committer", &raw.committer)] {
+        if person.name != event.actor || person.email != format!("{}@clutch.invalid", event.actor) {
+            return Err(format!("commit {role} '{} <{}>' is not the event's actor '{}'", person.name, person.email, event.actor));
+        }
+        if person.time != at {
+            return Err(format!("commit {role} time does not match the event time {}", event.at));
+        }
+    }
+    let trailers = parse_trailers(&raw.message);
+    for (key, value) in event.trailers() {
+        if !trailers.iter().any(|(k, v)| k == key && *v == value) {
+            return Err(format!("commit message trailer {key} does not say '{value}' as event.json does"));
+        }
+    }
+    Ok(())
+}
+
+fn read_cache(store: &Store) -> Option<Loaded> {
+    let bytes = std::fs::read(store.cache_dir().join(CACHE_FILE)).ok()?;
+    let cache: Cache = serde_json::from_slice(&bytes).ok()?;
+    if cache.version != CACHE_VERSION || cache.clutch != env!("CARGO_PKG_VERSION") {
+        return None;
+    }
+    Some(Loaded { state: cache.state, head: Store::parse_oid(&cache.head), head_clock: cache.head_clock })
+}
+
+/// Best effort: a cache that cannot be written only costs time on the next read.
+pub fn write_cache(store: &Store, loaded: &Loaded) {
+    let Some(head) = loaded.head else { return };
+    let dir = store.cache_dir();
+    let cache = Cache {
+        version: CACHE_VERSION,
+        clutch: env!("CARGO_PKG_VERSION").to_string(),
+        head: head.to_string(),
+        head_clock: loaded.head_clock,
+        state: loaded.state.clone(),
+    };
+    let Ok(bytes) = serde_json::to_vec(&cache) else { return };
+    let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|_| std::fs::write(&tmp, bytes))
+        .and_then(|_| std::fs::rename(&tmp, dir.join(CACHE_FILE)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}
+
+/// The org id this repository is pinned to must be the root of its log.
+pub fn check_pin(store: &Store, state: &State) -> Result<()> {
+    let (Some(pinned), Some(org)) = (store.config_string("clutch.orgid"), state.org.as_ref()) else {
+        return Ok(());
+    };
+    if pinned != org.id {
+        return Err(Error::user(format!(
+            "this repository belongs to org {pinned}, but refs/clutch/log starts at {}",
+            org.id
+        ))
+        .hint("a log with another genesis was put in place; restore refs/clutch/log or fix clutch.orgId in git config"));
+    }
+    Ok(())
+}

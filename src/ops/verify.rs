@@ -1,0 +1,58 @@
+//! `verify`: replay the whole log from its root, trusting nothing, and report every refusal.
+
+use crate::state::Rejection;
+use crate::store::RawEvent;
+use crate::{Error, Result};
+
+use super::{replay, Ctx};
+
+#[derive(Debug, serde::Serialize)]
+pub struct Report {
+    pub head: Option<String>,
+    pub org: Option<String>,
+    /// Events in the log.
+    pub events: u64,
+    pub valid: u64,
+    pub rejected: Vec<Rejection>,
+}
+
+pub fn verify(ctx: &Ctx) -> Result<Report> {
+    let loaded = replay::load_cold(&ctx.store)?;
+    let state = &loaded.state;
+    let rejected = state.rejected.clone();
+    let report = Report {
+        head: loaded.head.map(|h| h.to_string()),
+        org: state.org.as_ref().map(|o| o.id.clone()),
+        events: state.events + rejected.len() as u64,
+        valid: state.events,
+        rejected,
+    };
+    if let Some(org) = &state.org {
+        if let Some(pinned) = ctx.store.config_string("clutch.orgid") {
+            if pinned != org.id {
+                return Err(Error::user(format!("refs/clutch/log starts at {}, but this repository belongs to org {pinned}", org.id)));
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Every commit of the log in replay order, for `git clutch log`.
+pub fn ordered(ctx: &Ctx) -> Result<Vec<RawEvent>> {
+    let Some(head) = ctx.store.head()? else { return Ok(Vec::new()) };
+    let (mut chain, _) = ctx.store.first_parent_chain(head, None)?;
+    chain.reverse();
+    let mut out = Vec::with_capacity(chain.len());
+    for oid in chain {
+        let raw = ctx.store.read_event(oid)?;
+        if raw.parents.len() > 1 {
+            let mut side: Vec<RawEvent> = Vec::new();
+            for oid in ctx.store.merged_in(raw.parents[0], &raw.parents[1..])? {
+                side.push(ctx.store.read_event(oid)?);
+            }
+            out.extend(replay::topo_order(side));
+        }
+        out.push(raw);
+    }
+    Ok(out)
+}

@@ -1,0 +1,17 @@
+//! Keys and signatures.
+//!
+//! Every event commit is signed the way `git commit -S` signs with `gpg.format=ssh`: an SSHSIG
+//! over the commit bytes without the `gpgsig` header, namespace `git`, Ed25519. So
+//! `git verify-commit` accepts the log with nothing but an allowed-signers file, which
+//! [`allowed_signers`] prints from the roster.
+
+pub mod keys;
+pub mod sshsig;
+
+pub use keys::{KeyStore, PublicKey};
+pub use sshsig::{sign, Signed};
+
+/// One line of git's `gpg.ssh.allowedSignersFile`: who may sign as whom.
+pub fn allowed_signers_line(agent: &str, key: &PublicKey) -> String {
+    format!("{agent}@clutch.invalid namespaces=\"git\" {}", key.to_openssh())
+}

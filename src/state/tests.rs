@@ -1,0 +1,1 @@
+//! Reducer unit tests: events built in memory, no git.
