@@ -42,3 +42,68 @@ pub fn for_type(kind: EventType) -> Value {
         "$defs": defs,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use super::all;
+    use crate::event::Event;
+
+    fn root() -> &'static Path {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn json_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap_or_else(|err| panic!("cannot read {}: {err}", dir.display()))
+            .map(|entry| entry.expect("directory entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn checked_in_schemas_match_the_types() {
+        let generated = all();
+        let dir = root().join("schemas");
+        for (name, schema) in &generated {
+            let text = std::fs::read_to_string(dir.join(name))
+                .unwrap_or_else(|_| panic!("schemas/{name} is missing: run `git clutch schemas --write schemas`"));
+            let checked_in: serde_json::Value = serde_json::from_str(&text).expect("checked-in schema is JSON");
+            assert_eq!(&checked_in, schema, "schemas/{name} drifted from the Rust types: run `git clutch schemas --write schemas`");
+        }
+        let names: Vec<String> = generated.iter().map(|(n, _)| n.clone()).collect();
+        for file in json_files(&dir) {
+            let name = file.file_name().expect("file name").to_string_lossy().into_owned();
+            assert!(names.contains(&name), "schemas/{name} has no event type behind it");
+        }
+    }
+
+    #[test]
+    fn valid_fixtures_decode_losslessly() {
+        let files = json_files(&root().join("fixtures/events/valid"));
+        assert!(files.len() >= all().len(), "every event type needs a valid fixture");
+        for file in files {
+            let bytes = std::fs::read(&file).expect("fixture");
+            let event = Event::from_json(&bytes).unwrap_or_else(|why| panic!("{}: {why}", file.display()));
+            assert_eq!(
+                String::from_utf8(event.to_json()).expect("utf8"),
+                String::from_utf8(bytes).expect("utf8"),
+                "{} does not round-trip",
+                file.display()
+            );
+        }
+    }
+
+    #[test]
+    fn invalid_fixtures_are_refused() {
+        let files = json_files(&root().join("fixtures/events/invalid"));
+        assert!(!files.is_empty());
+        for file in files {
+            let bytes = std::fs::read(&file).expect("fixture");
+            assert!(Event::from_json(&bytes).is_err(), "{} was accepted", file.display());
+        }
+    }
+}

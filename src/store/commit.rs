@@ -13,7 +13,13 @@ use crate::event::Event;
 use crate::sign;
 use crate::{Error, Result};
 
-pub(super) fn prepare(event: &Event, files: &[(String, Vec<u8>)], parents: &[ObjectId], signer: &SigningKey, time: i64) -> Result<Prepared> {
+pub(super) fn prepare(
+    event: &Event,
+    files: &[(String, Vec<u8>)],
+    parents: &[ObjectId],
+    signer: &SigningKey,
+    time: i64,
+) -> Result<Prepared> {
     let hash = |kind: Kind, bytes: &[u8]| {
         gix::objs::compute_hash(gix::hash::Kind::Sha1, kind, bytes).map_err(|err| Error::internal(format!("cannot hash object: {err}")))
     };
@@ -118,7 +124,10 @@ pub(super) fn read(repo: &gix::Repository, oid: ObjectId) -> Result<RawEvent> {
     })
 }
 
-fn read_tree(repo: &gix::Repository, tree: ObjectId) -> (Result<Vec<u8>, String>, Vec<(String, ObjectId)>) {
+/// `event.json` (or why it is unreadable) and the blobs under `files/`.
+type TreeContent = (Result<Vec<u8>, String>, Vec<(String, ObjectId)>);
+
+fn read_tree(repo: &gix::Repository, tree: ObjectId) -> TreeContent {
     let Ok(object) = repo.find_object(tree) else {
         return (Err(format!("tree {tree} is missing")), Vec::new());
     };
@@ -130,10 +139,8 @@ fn read_tree(repo: &gix::Repository, tree: ObjectId) -> (Result<Vec<u8>, String>
     for entry in &root.entries {
         match (entry.filename.to_string().as_str(), entry.mode.is_blob(), entry.mode.is_tree()) {
             ("event.json", true, _) => {
-                event_json = repo
-                    .find_object(entry.oid)
-                    .map(|o| o.detach().data)
-                    .map_err(|err| format!("event.json blob is unreadable: {err}"));
+                event_json =
+                    repo.find_object(entry.oid).map(|o| o.detach().data).map_err(|err| format!("event.json blob is unreadable: {err}"));
             }
             ("files", _, true) => {
                 if let Ok(sub) = repo.find_object(entry.oid) {

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: installs what the tests need, then runs the
+# format check, clippy, the Rust tests and the schema check. `.ci/run` calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/clutch-target}"
+export CARGO_TERM_COLOR=never
+
+step() { printf '\n==> %s\n' "$*"; }
+
+need_apt=()
+command -v git >/dev/null || need_apt+=(git)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+if ((${#need_apt[@]})); then
+    step "installing ${need_apt[*]}"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if ! python3 -c 'import jsonschema' 2>/dev/null; then
+    step "installing python jsonschema (independent schema validator)"
+    python3 -m pip install --quiet --disable-pip-version-check jsonschema
+fi
+
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test --all-targets --locked
+
+step "fixtures against schemas/ (python jsonschema)"
+python3 tests/check_fixtures.py
+
+step "all tests passed"
