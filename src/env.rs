@@ -64,10 +64,7 @@ pub fn monotonic() -> std::time::Instant {
 
 /// `2026-11-24T08:00:00Z` from seconds since the epoch.
 pub fn format_time(seconds: i64) -> String {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| seconds.to_string())
+    OffsetDateTime::from_unix_timestamp(seconds).ok().and_then(|t| t.format(&Rfc3339).ok()).unwrap_or_else(|| seconds.to_string())
 }
 
 /// Seconds since the epoch from RFC 3339.

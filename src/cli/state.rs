@@ -46,7 +46,10 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
             ),
         ],
         vec!["artifacts".into(), state.artifacts.len().to_string()],
-        vec!["spend".into(), format!("${:.6}, {} tokens", state.spend.usd_micros as f64 / 1e6, state.spend.input_tokens + state.spend.output_tokens)],
+        vec![
+            "spend".into(),
+            format!("${:.6}, {} tokens", state.spend.usd_micros as f64 / 1e6, state.spend.input_tokens + state.spend.output_tokens),
+        ],
     ])?;
     if !state.rejected.is_empty() {
         eprintln!("warning: {} event(s) in the log were refused; see: git clutch verify", state.rejected.len());

@@ -185,8 +185,8 @@ impl Event {
         if wire.schema != SCHEMA_VERSION {
             return Err(format!("event.json has schema {} but this clutch reads schema {SCHEMA_VERSION}", wire.schema));
         }
-        let kind = EventType::parse(&wire.kind)
-            .ok_or_else(|| format!("unknown event type '{}' (written by a newer clutch?)", wire.kind))?;
+        let kind =
+            EventType::parse(&wire.kind).ok_or_else(|| format!("unknown event type '{}' (written by a newer clutch?)", wire.kind))?;
         if crate::env::parse_time(&wire.at).is_err() || !wire.at.ends_with('Z') {
             return Err(format!("event.json 'at' is not an RFC 3339 UTC time: '{}'", wire.at));
         }
@@ -277,10 +277,7 @@ impl Event {
 pub fn parse_trailers(message: &str) -> Vec<(String, String)> {
     let body = message.trim_end();
     let last = body.rsplit("\n\n").next().unwrap_or("");
-    last.lines()
-        .filter_map(|line| line.split_once(": "))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect()
+    last.lines().filter_map(|line| line.split_once(": ")).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
 pub fn is_hex_oid(text: &str) -> bool {

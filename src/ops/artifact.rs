@@ -21,7 +21,10 @@ pub fn add(ctx: &Ctx, actor: &str, task: &str, path: &Path, kind: &str, name: Op
     }
     let name = match name {
         Some(name) => name.to_string(),
-        None => path.file_name().map(|n| n.to_string_lossy().into_owned()).ok_or_else(|| Error::user(format!("{} has no file name", path.display())))?,
+        None => path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Error::user(format!("{} has no file name", path.display())))?,
     };
     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
         return Err(Error::user(format!("artifact name '{name}' is not a plain file name")).hint("pass --name NAME"));

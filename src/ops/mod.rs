@@ -39,7 +39,9 @@ impl Ctx {
     pub fn load(&self) -> Result<Loaded> {
         let loaded = replay::load(&self.store)?;
         if loaded.head.is_none() {
-            return Err(Error::user("this repository has no clutch org yet").hint("create one with: git clutch init --name ORG --founder ID"));
+            return Err(
+                Error::user("this repository has no clutch org yet").hint("create one with: git clutch init --name ORG --founder ID")
+            );
         }
         replay::check_pin(&self.store, &loaded.state)?;
         Ok(loaded)
@@ -81,6 +83,8 @@ impl Draft {
 #[derive(Debug, Clone)]
 pub struct Written {
     pub commit: ObjectId,
+    /// The task the event is about, if any.
+    pub task: Option<String>,
     pub applied: Applied,
 }
 
@@ -93,9 +97,11 @@ const MAX_ATTEMPTS: usize = 64;
 pub fn transact(ctx: &Ctx, actor: &str, mut build: impl FnMut(&State) -> Result<Vec<Draft>>) -> Result<(Vec<Written>, Loaded)> {
     for attempt in 0..MAX_ATTEMPTS {
         let loaded = ctx.load()?;
-        let agent = loaded.state.agents.get(actor).ok_or_else(|| {
-            Error::user(format!("unknown agent '{actor}'")).hint("see the roster with: git clutch agent list")
-        })?;
+        let agent = loaded
+            .state
+            .agents
+            .get(actor)
+            .ok_or_else(|| Error::user(format!("unknown agent '{actor}'")).hint("see the roster with: git clutch agent list"))?;
         if agent.status != state::AgentStatus::Active {
             return Err(Error::user(format!("agent '{actor}' was fired and may no longer act")));
         }
@@ -115,7 +121,13 @@ pub fn transact(ctx: &Ctx, actor: &str, mut build: impl FnMut(&State) -> Result<
 
 /// Sign, apply, write, and compare-and-swap one batch of events on top of `loaded`.
 /// `Ok(Err(Moved))` when the log moved underneath.
-pub fn append(ctx: &Ctx, key: &SigningKey, actor: &str, loaded: Loaded, drafts: Vec<Draft>) -> Result<Result<(Vec<Written>, Loaded), crate::store::Moved>> {
+pub fn append(
+    ctx: &Ctx,
+    key: &SigningKey,
+    actor: &str,
+    loaded: Loaded,
+    drafts: Vec<Draft>,
+) -> Result<Result<(Vec<Written>, Loaded), crate::store::Moved>> {
     let now = ctx.env.now();
     let signer = PublicKey::of(key).to_openssh();
     let Loaded { mut state, head, head_clock } = loaded;
@@ -126,6 +138,7 @@ pub fn append(ctx: &Ctx, key: &SigningKey, actor: &str, loaded: Loaded, drafts: 
     let mut written = Vec::with_capacity(drafts.len());
     for draft in drafts {
         clock += 1;
+        let task = draft.task.clone();
         let event = Event {
             actor: actor.to_string(),
             at: format_time(now),
@@ -150,7 +163,7 @@ pub fn append(ctx: &Ctx, key: &SigningKey, actor: &str, loaded: Loaded, drafts: 
         let verified = Verified { commit: &commit_hex, signer: &signer, event: &event, files: &files, is_root: parent.is_none() };
         let applied = state::apply(&mut state, &verified).map_err(|why| Error::user(format!("refused: {why}")))?;
         parent = Some(commit.oid);
-        written.push(Written { commit: commit.oid, applied });
+        written.push(Written { commit: commit.oid, task, applied });
         prepared.push(commit);
     }
     for commit in &prepared {

@@ -12,6 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::event::{parse_trailers, Event};
+use crate::sign::sshsig::verify_batch;
 use crate::sign::Signed;
 use crate::state::{self, Rejection, State, Verified};
 use crate::store::{ObjectId, RawEvent, Store};
@@ -26,8 +27,9 @@ pub struct Loaded {
     pub head_clock: u64,
 }
 
-const CACHE_FILE: &str = "state.json";
+const CACHE_FILE: &str = "state.bin";
 /// Bump when the reducer's rules or the state's shape change: older caches are then ignored.
+/// The cache is postcard (binary): a warm read of a large org is bounded by decoding it.
 const CACHE_VERSION: u32 = 1;
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -66,30 +68,117 @@ pub fn load_cold(store: &Store) -> Result<Loaded> {
 /// Bring `from` (or an empty state) forward to `head`.
 pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Loaded> {
     let stop = from.as_ref().and_then(|l| l.head);
+    // When the cached head is not on this log's first-parent line (history was replaced), the
+    // walk went all the way to the root: start over from an empty state.
     let (mut chain, found) = store.first_parent_chain(head, stop)?;
     let mut loaded = if found { from.unwrap_or_default() } else { Loaded::default() };
-    if !found {
-        // The cached head is not on this log's first-parent line (history was replaced):
-        // start over from the root.
-        chain = store.first_parent_chain(head, None)?.0;
-    }
     chain.reverse();
     let mut replay = Replay { store, clocks: HashMap::new() };
     if let (Some(h), true) = (loaded.head, found) {
         replay.clocks.insert(h, loaded.head_clock);
     }
-    for oid in chain {
-        let raw = store.read_event(oid)?;
-        if raw.parents.len() > 1 {
-            let merged = store.merged_in(raw.parents[0], &raw.parents[1..])?;
-            for side in replay.order_merged(merged)? {
-                replay.step(&mut loaded.state, side)?;
+    for chunk in chain.chunks(CHUNK) {
+        for judged in judge_all(store, chunk)? {
+            if judged.raw.parents.len() > 1 {
+                let merged = store.merged_in(judged.raw.parents[0], &judged.raw.parents[1..])?;
+                let side = topo_order(merged.into_iter().map(|oid| store.read_event(oid)).collect::<Result<Vec<_>>>()?);
+                for raw in side {
+                    let verdict = prejudge(&raw);
+                    replay.step(&mut loaded.state, Judged { raw, verdict })?;
+                }
             }
+            let oid = judged.raw.oid;
+            loaded.head_clock = replay.step(&mut loaded.state, judged)?;
+            loaded.head = Some(oid);
         }
-        loaded.head_clock = replay.step(&mut loaded.state, raw)?;
-        loaded.head = Some(oid);
     }
     Ok(loaded)
+}
+
+/// Commits judged per batch: large enough to keep both cores and the batch verifier busy,
+/// small enough to keep memory flat.
+const CHUNK: usize = 2048;
+
+/// A commit read and checked as far as it can be without state.
+struct Judged {
+    raw: RawEvent,
+    /// The decoded event and the key that signed it, or why the commit is refused.
+    verdict: Result<(Event, String), String>,
+}
+
+/// Read and pre-judge commits on all cores, each thread with its own repository handle;
+/// signatures are checked in batches. Results come back in input order.
+fn judge_all(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+    if threads == 1 || oids.len() < 64 {
+        return judge_slice(store, oids);
+    }
+    let per = oids.len().div_ceil(threads);
+    let git_dir = store.git_dir().to_path_buf();
+    let mut parts: Vec<Result<Vec<Judged>>> = Vec::new();
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = oids[per..]
+            .chunks(per)
+            .map(|part| {
+                let git_dir = git_dir.clone();
+                scope.spawn(move || judge_slice(&Store::open(&git_dir)?, part))
+            })
+            .collect();
+        parts.push(judge_slice(store, &oids[..per]));
+        for handle in handles {
+            parts.push(handle.join().unwrap_or_else(|_| Err(Error::internal("a replay thread panicked"))));
+        }
+    });
+    let mut out = Vec::with_capacity(oids.len());
+    for part in parts {
+        out.extend(part?);
+    }
+    Ok(out)
+}
+
+fn judge_slice(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
+    let mut judged = Vec::with_capacity(oids.len());
+    let mut batch = Vec::with_capacity(oids.len());
+    let mut signed = Vec::with_capacity(oids.len());
+    for oid in oids {
+        let raw = store.read_event(*oid)?;
+        let verdict = decode(&raw);
+        if let Ok((_, sig)) = &verdict {
+            batch.push(sig.batch_item(&raw.signed_payload));
+            signed.push(judged.len());
+        }
+        judged.push((raw, verdict));
+    }
+    let all_good = verify_batch(&batch);
+    Ok(judged
+        .into_iter()
+        .map(|(raw, verdict)| {
+            let verdict = verdict.and_then(|(event, sig)| {
+                if !all_good {
+                    sig.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
+                }
+                Ok((event, sig.key.to_openssh()))
+            });
+            Judged { raw, verdict }
+        })
+        .collect())
+}
+
+/// Signature parsed (not yet checked), event decoded, metadata consistent.
+fn decode(raw: &RawEvent) -> Result<(Event, Signed), String> {
+    let armored = raw.signature.as_deref().ok_or("the commit is not signed")?;
+    let signed = Signed::parse(armored).map_err(|why| format!("bad signature: {why}"))?;
+    let bytes = raw.event_json.as_ref().map_err(Clone::clone)?;
+    let event = Event::from_json(bytes)?;
+    check_metadata(raw, &event)?;
+    Ok((event, signed))
+}
+
+/// Everything about one event that does not need state, signature checked on its own.
+fn prejudge(raw: &RawEvent) -> Result<(Event, String), String> {
+    let (event, signed) = decode(raw)?;
+    signed.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
+    Ok((event, signed.key.to_openssh()))
 }
 
 struct Replay<'a> {
@@ -99,10 +188,21 @@ struct Replay<'a> {
 }
 
 impl Replay<'_> {
-    /// Judge and apply one event; returns the clock it claims (0 when unreadable).
-    fn step(&mut self, state: &mut State, raw: RawEvent) -> Result<u64> {
+    /// Check the clock, then apply; returns the clock the event claims (0 when unreadable).
+    fn step(&mut self, state: &mut State, judged: Judged) -> Result<u64> {
+        let Judged { raw, verdict } = judged;
         let commit = raw.oid.to_string();
-        let result = self.judge(&raw).and_then(|(event, signer)| {
+        let mut result = verdict;
+        if let Ok((event, _)) = &result {
+            for parent in &raw.parents {
+                let parent_clock = self.clock_of(*parent)?;
+                if event.clock <= parent_clock {
+                    result = Err(format!("clock {} is not greater than its parent's clock {parent_clock}", event.clock));
+                    break;
+                }
+            }
+        }
+        let result = result.and_then(|(event, signer)| {
             let files: Vec<(String, String)> = raw.files.iter().map(|(n, o)| (n.clone(), o.to_string())).collect();
             let verified = Verified { commit: &commit, signer: &signer, event: &event, files: &files, is_root: raw.parents.is_empty() };
             state::apply(state, &verified).map(|_| event.clock)
@@ -110,29 +210,12 @@ impl Replay<'_> {
         let clock = match result {
             Ok(clock) => clock,
             Err(reason) => {
-                state.rejected.push(Rejection { commit: commit.clone(), reason });
+                state.rejected.push(Rejection { commit, reason });
                 claimed_clock(&raw)
             }
         };
         self.clocks.insert(raw.oid, clock);
         Ok(clock)
-    }
-
-    /// Everything about an event that does not need state: signature, schema, metadata.
-    fn judge(&mut self, raw: &RawEvent) -> Result<(Event, String), String> {
-        let armored = raw.signature.as_deref().ok_or("the commit is not signed")?;
-        let signed = Signed::parse(armored).map_err(|why| format!("bad signature: {why}"))?;
-        signed.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
-        let bytes = raw.event_json.as_ref().map_err(Clone::clone)?;
-        let event = Event::from_json(bytes)?;
-        check_metadata(raw, &event)?;
-        for parent in &raw.parents {
-            let parent_clock = self.clock_of(*parent).map_err(|err| err.message)?;
-            if event.clock <= parent_clock {
-                return Err(format!("clock {} is not greater than its parent's clock {parent_clock}", event.clock));
-            }
-        }
-        Ok((event, signed.key.to_openssh()))
     }
 
     fn clock_of(&mut self, oid: ObjectId) -> Result<u64> {
@@ -142,12 +225,6 @@ impl Replay<'_> {
         let clock = claimed_clock(&self.store.read_event(oid)?);
         self.clocks.insert(oid, clock);
         Ok(clock)
-    }
-
-    /// The side commits of a merge, read and ordered.
-    fn order_merged(&mut self, oids: Vec<ObjectId>) -> Result<Vec<RawEvent>> {
-        let raws = oids.into_iter().map(|oid| self.store.read_event(oid)).collect::<Result<Vec<_>>>()?;
-        Ok(topo_order(raws))
     }
 }
 
@@ -212,7 +289,7 @@ fn check_metadata(raw: &RawEvent, event: &Event) -> Result<(), String> {
 
 fn read_cache(store: &Store) -> Option<Loaded> {
     let bytes = std::fs::read(store.cache_dir().join(CACHE_FILE)).ok()?;
-    let cache: Cache = serde_json::from_slice(&bytes).ok()?;
+    let cache: Cache = postcard::from_bytes(&bytes).ok()?;
     if cache.version != CACHE_VERSION || cache.clutch != env!("CARGO_PKG_VERSION") {
         return None;
     }
@@ -230,11 +307,10 @@ pub fn write_cache(store: &Store, loaded: &Loaded) {
         head_clock: loaded.head_clock,
         state: loaded.state.clone(),
     };
-    let Ok(bytes) = serde_json::to_vec(&cache) else { return };
+    let Ok(bytes) = postcard::to_stdvec(&cache) else { return };
     let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|_| std::fs::write(&tmp, bytes))
-        .and_then(|_| std::fs::rename(&tmp, dir.join(CACHE_FILE)));
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&tmp, bytes)).and_then(|_| std::fs::rename(&tmp, dir.join(CACHE_FILE)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -246,11 +322,8 @@ pub fn check_pin(store: &Store, state: &State) -> Result<()> {
         return Ok(());
     };
     if pinned != org.id {
-        return Err(Error::user(format!(
-            "this repository belongs to org {pinned}, but refs/clutch/log starts at {}",
-            org.id
-        ))
-        .hint("a log with another genesis was put in place; restore refs/clutch/log or fix clutch.orgId in git config"));
+        return Err(Error::user(format!("this repository belongs to org {pinned}, but refs/clutch/log starts at {}", org.id))
+            .hint("a log with another genesis was put in place; restore refs/clutch/log or fix clutch.orgId in git config"));
     }
     Ok(())
 }

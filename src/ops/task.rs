@@ -11,9 +11,7 @@ fn find<'s>(state: &'s State, id: &str) -> Result<&'s Task> {
 }
 
 fn resolve_all(state: &State, ids: &[String]) -> Result<Vec<String>> {
-    ids.iter()
-        .map(|id| find(state, id).map(|t| t.id.clone()).map_err(|err| err.context(format!("dependency '{id}'"))))
-        .collect()
+    ids.iter().map(|id| find(state, id).map(|t| t.id.clone()).map_err(|err| err.context(format!("dependency '{id}'")))).collect()
 }
 
 fn check_line(what: &str, text: &str) -> Result<()> {
@@ -42,7 +40,9 @@ pub fn create(ctx: &Ctx, actor: &str, new: &NewTask<'_>) -> Result<Written> {
     let (written, _) = transact(ctx, actor, |state| {
         if let Some(project) = new.project {
             if !state.projects.contains_key(project) {
-                return Err(Error::user(format!("no project '{project}'")).hint(format!("create it with: git clutch project new {project}")));
+                return Err(
+                    Error::user(format!("no project '{project}'")).hint(format!("create it with: git clutch project new {project}"))
+                );
             }
         }
         let after = resolve_all(state, new.after)?;

@@ -60,7 +60,11 @@ impl PublicKey {
             return Err(bad("the key data is not an Ed25519 key"));
         }
         let bytes: [u8; 32] = blob[19..].try_into().expect("51 - 19 = 32 bytes");
-        PublicKey::from_bytes(&bytes).map_err(|_| bad("the key is not a valid curve point"))
+        let key = PublicKey::from_bytes(&bytes).map_err(|_| bad("the key is not a valid curve point"))?;
+        if key.0.is_weak() {
+            return Err(bad("the key is a weak (small-order) point"));
+        }
+        Ok(key)
     }
 
     /// `SHA256:…`, as `ssh-keygen -l` prints it.
@@ -118,9 +122,8 @@ impl KeyStore {
         let keypair = ssh_key::private::Ed25519Keypair::from_seed(&key.to_bytes());
         let private = ssh_key::PrivateKey::new(ssh_key::private::KeypairData::from(keypair), format!("{agent}@clutch.invalid"))
             .map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
-        let text = private
-            .to_openssh(ssh_key::LineEnding::LF)
-            .map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
+        let text =
+            private.to_openssh(ssh_key::LineEnding::LF).map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
         write_private(&path, text.as_bytes())?;
         let pub_path = path.with_extension("pub");
         fs::write(&pub_path, format!("{} {agent}@clutch.invalid\n", public.to_openssh()))
@@ -133,8 +136,7 @@ impl KeyStore {
         let key = read_private(external)?;
         self.ensure_dir()?;
         let path = self.path_for(agent, &PublicKey::of(&key));
-        let target = fs::canonicalize(external)
-            .map_err(|err| Error::user(format!("cannot resolve {}: {err}", external.display())))?;
+        let target = fs::canonicalize(external).map_err(|err| Error::user(format!("cannot resolve {}: {err}", external.display())))?;
         if fs::symlink_metadata(&path).is_ok() {
             fs::remove_file(&path)?;
         }
@@ -147,18 +149,12 @@ impl KeyStore {
     pub fn load(&self, agent: &str, key: &PublicKey) -> Result<SigningKey> {
         let path = self.path_for(agent, key);
         if !path.exists() {
-            return Err(Error::user(format!(
-                "no private key for agent '{agent}' on this machine (looked for {})",
-                path.display()
-            ))
-            .hint("run the command on the machine that holds the key, or set CLUTCH_HOME to where it is"));
+            return Err(Error::user(format!("no private key for agent '{agent}' on this machine (looked for {})", path.display()))
+                .hint("run the command on the machine that holds the key, or set CLUTCH_HOME to where it is"));
         }
         let signing = read_private(&path)?;
         if PublicKey::of(&signing) != *key {
-            return Err(Error::user(format!(
-                "the key at {} is not the key the roster holds for '{agent}'",
-                path.display()
-            )));
+            return Err(Error::user(format!("the key at {} is not the key the roster holds for '{agent}'", path.display())));
         }
         Ok(signing)
     }
@@ -166,9 +162,7 @@ impl KeyStore {
 
 /// Read an unencrypted OpenSSH Ed25519 private key.
 pub fn read_private(path: &Path) -> Result<SigningKey> {
-    let text = fs::read_to_string(path).map_err(|err| {
-        Error::user(format!("cannot read private key {}: {err}", path.display()))
-    })?;
+    let text = fs::read_to_string(path).map_err(|err| Error::user(format!("cannot read private key {}: {err}", path.display())))?;
     let key = ssh_key::PrivateKey::from_openssh(text.as_bytes()).map_err(|err| {
         Error::user(format!("{} is not an OpenSSH private key: {err}", path.display()))
             .hint("give the private half (id_ed25519), not the .pub file")
@@ -179,8 +173,7 @@ pub fn read_private(path: &Path) -> Result<SigningKey> {
     }
     match key.key_data() {
         ssh_key::private::KeypairData::Ed25519(pair) => Ok(SigningKey::from_bytes(&pair.private.to_bytes())),
-        _ => Err(Error::user(format!("{} is not an Ed25519 key", path.display()))
-            .hint("create one with: ssh-keygen -t ed25519")),
+        _ => Err(Error::user(format!("{} is not an Ed25519 key", path.display())).hint("create one with: ssh-keygen -t ed25519")),
     }
 }
 

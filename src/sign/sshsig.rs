@@ -119,6 +119,9 @@ impl Signed {
         }
         let sig_bytes: [u8; 64] = sig.string()?.try_into().map_err(|_| "Ed25519 signature is not 64 bytes")?;
         let key = PublicKey::from_bytes(&key_bytes).map_err(|_| "signature carries an invalid Ed25519 key")?;
+        if key.verifying_key().is_weak() {
+            return Err("signature carries a weak (small-order) Ed25519 key".into());
+        }
         Ok(Signed { key, signature: Signature::from_bytes(&sig_bytes), hash_alg })
     }
 

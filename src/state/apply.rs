@@ -325,12 +325,8 @@ fn check_dependencies(state: &State, after: &[String]) -> Result<(), String> {
 }
 
 fn require_dependencies_done(state: &State, task: &Task) -> Result<(), String> {
-    let pending: Vec<&str> = task
-        .after
-        .iter()
-        .filter(|dep| state.tasks.get(*dep).is_none_or(|d| d.status != TaskStatus::Done))
-        .map(String::as_str)
-        .collect();
+    let pending: Vec<&str> =
+        task.after.iter().filter(|dep| state.tasks.get(*dep).is_none_or(|d| d.status != TaskStatus::Done)).map(String::as_str).collect();
     if pending.is_empty() {
         Ok(())
     } else {

@@ -82,10 +82,7 @@ impl Store {
 
     /// The object a full ref name points at.
     pub fn resolve(&self, name: &str) -> Result<Option<ObjectId>> {
-        let reference = self
-            .repo
-            .try_find_reference(name)
-            .map_err(|err| Error::internal(format!("cannot read {name}: {err}")))?;
+        let reference = self.repo.try_find_reference(name).map_err(|err| Error::internal(format!("cannot read {name}: {err}")))?;
         Ok(reference.and_then(|r| r.target().try_id().map(|id| id.to_owned())))
     }
 
@@ -95,7 +92,14 @@ impl Store {
     }
 
     /// Build, sign and hash an event commit. Nothing is written.
-    pub fn prepare(&self, event: &Event, files: &[(String, Vec<u8>)], parents: &[ObjectId], signer: &SigningKey, time: i64) -> Result<Prepared> {
+    pub fn prepare(
+        &self,
+        event: &Event,
+        files: &[(String, Vec<u8>)],
+        parents: &[ObjectId],
+        signer: &SigningKey,
+        time: i64,
+    ) -> Result<Prepared> {
         commit::prepare(event, files, parents, signer, time)
     }
 
@@ -116,7 +120,15 @@ impl Store {
     }
 
     /// Compare-and-swap of any ref. `Ok(Err(Moved))` when it no longer points at `old`.
-    pub fn update_ref(&self, name: &str, old: Option<ObjectId>, new: ObjectId, actor: &str, time: i64, message: &str) -> Result<Result<(), Moved>> {
+    pub fn update_ref(
+        &self,
+        name: &str,
+        old: Option<ObjectId>,
+        new: ObjectId,
+        actor: &str,
+        time: i64,
+        message: &str,
+    ) -> Result<Result<(), Moved>> {
         let expected = match old {
             Some(old) => PreviousValue::MustExistAndMatch(Target::Object(old)),
             None => PreviousValue::MustNotExist,
@@ -194,11 +206,7 @@ impl Store {
         if ancestor == descendant {
             return Ok(true);
         }
-        let walk = self
-            .repo
-            .rev_walk([descendant])
-            .all()
-            .map_err(|err| Error::internal(format!("cannot walk history: {err}")))?;
+        let walk = self.repo.rev_walk([descendant]).all().map_err(|err| Error::internal(format!("cannot walk history: {err}")))?;
         for info in walk {
             if info.map_err(|err| Error::internal(format!("cannot walk history: {err}")))?.id == ancestor {
                 return Ok(true);

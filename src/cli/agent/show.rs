@@ -20,7 +20,8 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         .agents
         .get(&args.id)
         .ok_or_else(|| Error::user(format!("no agent '{}'", args.id)).hint("see the roster with: git clutch agent list"))?;
-    let assigned: Vec<&str> = state.tasks.values().filter(|t| t.assignee.as_deref() == Some(agent.id.as_str())).map(|t| t.id.as_str()).collect();
+    let assigned: Vec<&str> =
+        state.tasks.values().filter(|t| t.assignee.as_deref() == Some(agent.id.as_str())).map(|t| t.id.as_str()).collect();
     if args.json {
         let mut value = serde_json::to_value(agent).map_err(|err| Error::internal(err.to_string()))?;
         value["tasks"] = serde_json::json!(assigned);
@@ -35,6 +36,14 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         vec!["joined".into(), format!("{} in {}", agent.joined_at, &agent.joined_by[..10])],
         vec!["events".into(), agent.events.to_string()],
         vec!["tasks".into(), assigned.join(" ")],
-        vec!["spend".into(), format!("${:.6}, {} tokens in, {} out", agent.spend.usd_micros as f64 / 1e6, agent.spend.input_tokens, agent.spend.output_tokens)],
+        vec![
+            "spend".into(),
+            format!(
+                "${:.6}, {} tokens in, {} out",
+                agent.spend.usd_micros as f64 / 1e6,
+                agent.spend.input_tokens,
+                agent.spend.output_tokens
+            ),
+        ],
     ])
 }

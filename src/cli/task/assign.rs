@@ -15,6 +15,6 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
     let written = task::assign(ctx, actor, &args.id, &args.agent)?;
-    let id = ctx.load()?.state.find_task(&args.id).map(|t| t.id.clone()).unwrap_or_else(|_| args.id.clone());
+    let id = written.task.clone().unwrap_or_else(|| args.id.clone());
     out.written(args.json, &id, &written, &format!("{id} assigned to {}", args.agent))
 }

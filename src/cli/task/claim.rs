@@ -15,9 +15,11 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
     let written = task::claim(ctx, actor, &args.id)?;
-    let id = ctx.load()?.state.find_task(&args.id).map(|t| t.id.clone()).unwrap_or_else(|_| args.id.clone());
     match written {
-        Some(written) => out.written(args.json, &id, &written, &format!("{id} claimed by {actor}")),
-        None => out.unchanged(args.json, &id),
+        Some(written) => {
+            let id = written.task.clone().unwrap_or_else(|| args.id.clone());
+            out.written(args.json, &id, &written, &format!("{id} claimed by {actor}"))
+        }
+        None => out.unchanged(args.json, &args.id),
     }
 }

@@ -23,9 +23,11 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
     let edit = Edit { title: args.title.as_deref(), description: args.description.as_deref(), after: &args.after };
-    let id = ctx.load()?.state.find_task(&args.id).map(|t| t.id.clone()).unwrap_or_else(|_| args.id.clone());
     match task::edit(ctx, actor, &args.id, &edit)? {
-        Some(written) => out.written(args.json, &id, &written, &format!("{id} updated")),
-        None => out.unchanged(args.json, &id),
+        Some(written) => {
+            let id = written.task.clone().unwrap_or_else(|| args.id.clone());
+            out.written(args.json, &id, &written, &format!("{id} updated"))
+        }
+        None => out.unchanged(args.json, &args.id),
     }
 }

@@ -23,7 +23,8 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
-    let new = NewTask { title: &args.title, project: args.project.as_deref(), after: &args.after, description: args.description.as_deref() };
+    let new =
+        NewTask { title: &args.title, project: args.project.as_deref(), after: &args.after, description: args.description.as_deref() };
     let written = task::create(ctx, actor, &new)?;
     let id = written.applied.created.clone().unwrap_or_default();
     out.written(args.json, &id, &written, &id)

@@ -24,11 +24,8 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         value["artifacts"] = serde_json::to_value(&artifacts).map_err(|err| Error::internal(err.to_string()))?;
         return out.json(&value);
     }
-    let deps: Vec<String> = task
-        .after
-        .iter()
-        .map(|d| format!("{d} ({})", state.tasks.get(d).map(|t| t.status.as_str()).unwrap_or("?")))
-        .collect();
+    let deps: Vec<String> =
+        task.after.iter().map(|d| format!("{d} ({})", state.tasks.get(d).map(|t| t.status.as_str()).unwrap_or("?"))).collect();
     let mut rows = vec![
         vec!["task".into(), task.id.clone()],
         vec!["title".into(), task.title.clone()],
@@ -43,7 +40,10 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         rows.push(vec!["description".into(), description.clone()]);
     }
     for artifact in artifacts {
-        rows.push(vec!["artifact".into(), format!("{} ({}, {} bytes, blob {})", artifact.path, artifact.kind, artifact.size, &artifact.blob[..10])]);
+        rows.push(vec![
+            "artifact".into(),
+            format!("{} ({}, {} bytes, blob {})", artifact.path, artifact.kind, artifact.size, &artifact.blob[..10]),
+        ]);
     }
     out.table(&rows)
 }

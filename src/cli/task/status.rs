@@ -17,9 +17,11 @@ pub struct Args {
 
 pub fn run(ctx: &Ctx, actor: &str, status: TaskStatus, args: &Args, out: &mut Out) -> Result<()> {
     let written = task::set_status(ctx, actor, &args.id, status, args.reason.as_deref())?;
-    let id = ctx.load()?.state.find_task(&args.id).map(|t| t.id.clone()).unwrap_or_else(|_| args.id.clone());
     match written {
-        Some(written) => out.written(args.json, &id, &written, &format!("{id} {}", status.as_str())),
-        None => out.unchanged(args.json, &id),
+        Some(written) => {
+            let id = written.task.clone().unwrap_or_else(|| args.id.clone());
+            out.written(args.json, &id, &written, &format!("{id} {}", status.as_str()))
+        }
+        None => out.unchanged(args.json, &args.id),
     }
 }
