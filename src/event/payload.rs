@@ -199,6 +199,14 @@ pub struct PrOpened {
     pub head: String,
 }
 
+/// A PR's branch moved: a new head commit. Earlier approvals no longer count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrUpdated {
+    pub pr: String,
+    pub head: String,
+}
+
 /// What a review says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

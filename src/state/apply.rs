@@ -25,8 +25,8 @@ pub struct Applied {
     pub created: Option<String>,
 }
 
-const LEADS: &[Role] = &[Role::Ceo, Role::Senior];
-const WORKERS: &[Role] = &[Role::Ceo, Role::Senior, Role::Junior];
+pub(super) const LEADS: &[Role] = &[Role::Ceo, Role::Senior];
+pub(super) const WORKERS: &[Role] = &[Role::Ceo, Role::Senior, Role::Junior];
 
 /// Apply one event, or say why it is refused (and change nothing).
 pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
@@ -62,6 +62,7 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
         return Err(format!("signed with a key that is not the roster's key for '{}'", e.actor));
     }
     let role = agent.role;
+    check_envelope_scope(state, e)?;
     let mut applied = Applied::default();
 
     match &e.payload {
@@ -73,6 +74,10 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
                 return Err(format!("agent '{}' already exists", p.id));
             }
             check_key(&p.public_key)?;
+            let key = normalize_key(&p.public_key);
+            if let Some(holder) = state.agents.values().find(|a| a.public_key == key) {
+                return Err(format!("that key already belongs to agent '{}'", holder.id));
+            }
             state.agents.insert(p.id.clone(), new_agent(&p.id, p.role, &normalize_key(&p.public_key), e, v.commit));
             applied.created = Some(p.id.clone());
         }
@@ -120,6 +125,8 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
                     created_by: e.actor.clone(),
                     created_at: e.at.clone(),
                     updated_at: e.at.clone(),
+                    assigned_at: None,
+                    done_at: None,
                     event: v.commit.to_string(),
                     spend: Spend::default(),
                 },
@@ -181,8 +188,11 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
             }
             let id = task.id.clone();
             let task = state.tasks.get_mut(&id).expect("task exists");
+            if task.assignee.as_deref() != Some(p.assignee.as_str()) {
+                task.status = TaskStatus::Assigned;
+            }
             task.assignee = Some(p.assignee.clone());
-            task.status = TaskStatus::Assigned;
+            task.assigned_at.get_or_insert_with(|| e.at.clone());
             task.updated_at = e.at.clone();
         }
         Payload::TaskStatusChanged(p) => {
@@ -221,6 +231,9 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
             let task = state.tasks.get_mut(&id).expect("task exists");
             task.status = p.status;
             task.updated_at = e.at.clone();
+            if p.status == TaskStatus::Done {
+                task.done_at = Some(e.at.clone());
+            }
         }
         Payload::ArtifactProduced(p) => {
             let task = task_of(state, e)?;
@@ -249,12 +262,49 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
             });
             state.tasks.get_mut(&id).expect("task exists").updated_at = e.at.clone();
         }
-        other => {
-            return Err(format!("{} events are not supported by this version of clutch", other.event_type()));
+        Payload::PrOpened(_)
+        | Payload::PrUpdated(_)
+        | Payload::ReviewCommented(_)
+        | Payload::TestRun(_)
+        | Payload::MergeApproved(_)
+        | Payload::MergeBlocked(_)
+        | Payload::EvalReported(_)
+        | Payload::HiringProposal(_)
+        | Payload::FiringProposal(_)
+        | Payload::DecisionRecorded(_)
+        | Payload::BudgetUpdated(_) => {
+            applied = super::gates::apply(state, v, role)?;
         }
+    }
+    if let (Payload::TaskCreated(_), Some(id)) = (&e.payload, &applied.created) {
+        state.tasks.get_mut(id).expect("just created").spend.add(&e.cost);
     }
     finish(state, e);
     Ok(applied)
+}
+
+/// The task and project an envelope names must exist and agree, so spend lands where it
+/// belongs.
+fn check_envelope_scope(state: &State, e: &Event) -> Result<(), String> {
+    if matches!(e.payload, Payload::TaskCreated(_)) {
+        // Checked by its own rule: it names no task, and its project must exist.
+        return Ok(());
+    }
+    match (&e.task, &e.project) {
+        (Some(id), project) => {
+            let task = state.tasks.get(id).ok_or_else(|| format!("no task '{id}'"))?;
+            if *project != task.project {
+                return Err(format!("event names project {project:?} but task {id} belongs to {:?}", task.project));
+            }
+        }
+        (None, Some(project)) => {
+            if !state.projects.contains_key(project) {
+                return Err(format!("no project '{project}'"));
+            }
+        }
+        (None, None) => {}
+    }
+    Ok(())
 }
 
 /// Bookkeeping common to every applied event: counts, clock, spend.
@@ -274,7 +324,7 @@ fn finish(state: &mut State, e: &Event) {
     }
 }
 
-fn new_agent(id: &str, role: Role, key: &str, e: &Event, commit: &str) -> Agent {
+pub(super) fn new_agent(id: &str, role: Role, key: &str, e: &Event, commit: &str) -> Agent {
     Agent {
         id: id.to_string(),
         role,
@@ -289,13 +339,15 @@ fn new_agent(id: &str, role: Role, key: &str, e: &Event, commit: &str) -> Agent 
 
 /// `t-` and the first seven hex digits of the commit, one more for each collision.
 fn new_task_id(state: &State, commit: &str) -> String {
-    (7..=commit.len())
-        .map(|len| format!("t-{}", &commit[..len]))
-        .find(|id| !state.tasks.contains_key(id))
-        .unwrap_or_else(|| format!("t-{commit}"))
+    new_id("t-", commit, |id| state.tasks.contains_key(id))
 }
 
-fn task_of<'s>(state: &'s State, e: &Event) -> Result<&'s Task, String> {
+/// `<prefix>` and the first seven hex digits of the commit, one more while `taken`.
+pub(super) fn new_id(prefix: &str, commit: &str, taken: impl Fn(&str) -> bool) -> String {
+    (7..=commit.len()).map(|len| format!("{prefix}{}", &commit[..len])).find(|id| !taken(id)).unwrap_or_else(|| format!("{prefix}{commit}"))
+}
+
+pub(super) fn task_of<'s>(state: &'s State, e: &Event) -> Result<&'s Task, String> {
     let id = e.task.as_ref().ok_or_else(|| format!("{} must name its task", e.event_type()))?;
     let task = state.tasks.get(id).ok_or_else(|| format!("no task '{id}'"))?;
     if e.project != task.project {
@@ -304,7 +356,7 @@ fn task_of<'s>(state: &'s State, e: &Event) -> Result<&'s Task, String> {
     Ok(task)
 }
 
-fn allow(role: Role, allowed: &[Role], actor: &str, what: &str) -> Result<(), String> {
+pub(super) fn allow(role: Role, allowed: &[Role], actor: &str, what: &str) -> Result<(), String> {
     if allowed.contains(&role) {
         return Ok(());
     }
@@ -353,7 +405,7 @@ pub fn check_id(what: &str, id: &str) -> Result<(), String> {
     }
 }
 
-fn check_text(what: &str, text: &str) -> Result<(), String> {
+pub(super) fn check_text(what: &str, text: &str) -> Result<(), String> {
     if text.trim().is_empty() {
         return Err(format!("{what} is empty"));
     }
@@ -364,11 +416,11 @@ fn check_text(what: &str, text: &str) -> Result<(), String> {
 }
 
 /// The key as the roster keeps it: type and data, no comment.
-fn normalize_key(key: &str) -> String {
+pub(super) fn normalize_key(key: &str) -> String {
     key.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
 }
 
-fn check_key(key: &str) -> Result<(), String> {
+pub(super) fn check_key(key: &str) -> Result<(), String> {
     let normalized = normalize_key(key);
     let data = normalized.strip_prefix("ssh-ed25519 ").unwrap_or("");
     if data.len() == 68 && data.starts_with("AAAAC3NzaC1lZDI1NTE5AAAAI") {

@@ -5,6 +5,8 @@
 //! gates live in it, so the same rule decides when a command writes and when a clone replays.
 
 pub mod apply;
+mod gates;
+pub mod governance;
 mod graph;
 
 use std::collections::BTreeMap;
@@ -12,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use apply::{apply, Applied, Verified};
+pub use governance::{evaluate_gate, Governance, Policy, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus};
 pub use graph::would_cycle;
 
 use crate::event::{Cost, Role, TaskStatus};
@@ -30,6 +33,8 @@ pub struct State {
     pub clock: u64,
     /// Spend of the whole org.
     pub spend: Spend,
+    /// PRs, reviews, test runs, policy, proposals, decisions, budgets.
+    pub governance: Governance,
     /// Events that were refused, in replay order.
     pub rejected: Vec<Rejection>,
 }
@@ -87,6 +92,9 @@ pub struct Task {
     pub created_by: String,
     pub created_at: String,
     pub updated_at: String,
+    /// When it was first assigned or claimed.
+    pub assigned_at: Option<String>,
+    pub done_at: Option<String>,
     /// The commit that created the task.
     pub event: String,
     pub spend: Spend,
@@ -142,10 +150,10 @@ impl State {
 
     /// A task by id, or by a prefix that names exactly one task.
     pub fn find_task(&self, text: &str) -> Result<&Task, String> {
-        if let Some(task) = self.tasks.get(text) {
+        let wanted = if text.starts_with("t-") { text.to_string() } else { format!("t-{text}") };
+        if let Some(task) = self.tasks.get(&wanted) {
             return Ok(task);
         }
-        let wanted = if text.starts_with("t-") { text.to_string() } else { format!("t-{text}") };
         let mut matches = self.tasks.range(wanted.clone()..).take_while(|(id, _)| id.starts_with(&wanted));
         match (matches.next(), matches.next()) {
             (Some((_, task)), None) if wanted.len() >= 4 => Ok(task),
