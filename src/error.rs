@@ -16,6 +16,8 @@ pub enum Kind {
     Internal,
     /// Standard output was closed by its reader: exit quietly.
     BrokenPipe,
+    /// Pass on the exit status of a command clutch ran for the user (`test run`).
+    Exit(i32),
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Conflict => 3,
             Kind::Internal => 4,
             Kind::BrokenPipe => 0,
+            Kind::Exit(code) => code,
         }
     }
 }

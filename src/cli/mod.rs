@@ -7,14 +7,22 @@
 
 mod agent;
 mod artifact;
+mod budget;
+mod cost;
+pub mod cost_args;
+mod decide;
+mod decision;
+mod hr;
 mod init;
 mod log;
 mod output;
+mod pr;
 mod project;
 mod schemas;
 mod signers;
 mod state;
 mod task;
+mod test;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -49,6 +57,18 @@ pub enum Command {
     Task(task::Command),
     #[command(subcommand)]
     Artifact(artifact::Command),
+    #[command(subcommand)]
+    Pr(pr::Command),
+    #[command(subcommand)]
+    Test(test::Command),
+    Decide(decide::Args),
+    #[command(subcommand)]
+    Decision(decision::Command),
+    #[command(subcommand)]
+    Budget(budget::Command),
+    Cost(cost::Args),
+    #[command(subcommand)]
+    Hr(hr::Command),
     Log(log::Args),
     State(state::Args),
     Verify(verify::Args),
@@ -94,6 +114,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Project(cmd) => project::run(&ctx, actor, cmd, &mut out),
         Command::Task(cmd) => task::run(&ctx, actor, cmd, &mut out),
         Command::Artifact(cmd) => artifact::run(&ctx, actor, cmd, &mut out),
+        Command::Pr(cmd) => pr::run(&ctx, actor, cmd, &mut out),
+        Command::Test(cmd) => test::run(&ctx, actor, cmd, &mut out),
+        Command::Decide(args) => decide::run(&ctx, &ctx.actor(actor)?, args, &mut out),
+        Command::Decision(cmd) => decision::run(&ctx, cmd, &mut out),
+        Command::Budget(cmd) => budget::run(&ctx, actor, cmd, &mut out),
+        Command::Cost(args) => cost::run(&ctx, args, &mut out),
+        Command::Hr(cmd) => hr::run(&ctx, actor, cmd, &mut out),
         Command::Log(args) => log::run(&ctx, args, &mut out),
         Command::State(args) => state::run(&ctx, args, &mut out),
         Command::Verify(args) => verify::run(&ctx, args, &mut out),

@@ -18,17 +18,17 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
     let mut entries = Vec::new();
     for agent in loaded.state.agents.values() {
         let key = PublicKey::parse_openssh(&agent.public_key)?;
-        entries.push((agent.id.clone(), key));
+        entries.push((agent.id.clone(), key, agent.fired_at.clone()));
     }
     if args.json {
         let json: Vec<_> = entries
             .iter()
-            .map(|(id, key)| serde_json::json!({ "agent": id, "principal": format!("{id}@clutch.invalid"), "key": key.to_openssh() }))
+            .map(|(id, key, fired)| serde_json::json!({ "agent": id, "principal": format!("{id}@clutch.invalid"), "key": key.to_openssh(), "valid_before": fired }))
             .collect();
         return out.json(&json);
     }
-    for (id, key) in &entries {
-        out.line(allowed_signers_line(id, key))?;
+    for (id, key, fired) in &entries {
+        out.line(allowed_signers_line(id, key, fired.as_deref()))?;
     }
     Ok(())
 }

@@ -282,6 +282,26 @@ pub fn parse_trailers(message: &str) -> Vec<(String, String)> {
     last.lines().filter_map(|line| line.split_once(": ")).map(|(k, v)| (k.trim().to_string(), v.trim().to_string())).collect()
 }
 
+/// The 32 key bytes of `ssh-ed25519 AAAA… [comment]`, if it is a valid, non-weak Ed25519 key.
+pub fn ed25519_key_bytes(text: &str) -> Result<[u8; 32], String> {
+    use base64ct::{Base64, Encoding};
+    let mut parts = text.split_whitespace();
+    if parts.next() != Some("ssh-ed25519") {
+        return Err("it does not start with 'ssh-ed25519'".into());
+    }
+    let encoded = parts.next().ok_or("the key data is missing")?;
+    let blob = Base64::decode_vec(encoded).map_err(|_| "the key data is not base64")?;
+    if blob.len() != 51 || &blob[..15] != b"\0\0\0\x0bssh-ed25519" || &blob[15..19] != b"\0\0\0\x20" {
+        return Err("the key data is not an Ed25519 key".into());
+    }
+    let bytes: [u8; 32] = blob[19..].try_into().expect("51 - 19 = 32 bytes");
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "the key is not a valid curve point")?;
+    if key.is_weak() {
+        return Err("the key is a weak (small-order) point".into());
+    }
+    Ok(bytes)
+}
+
 pub fn is_hex_oid(text: &str) -> bool {
     text.len() == 40 && text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }

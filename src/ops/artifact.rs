@@ -10,7 +10,7 @@ use super::{transact, Ctx, Draft, Written};
 /// Largest artifact accepted; bigger outputs belong in a branch, not the org log.
 pub const MAX_SIZE: u64 = 64 * 1024 * 1024;
 
-pub fn add(ctx: &Ctx, actor: &str, task: &str, path: &Path, kind: &str, name: Option<&str>) -> Result<Written> {
+pub fn add(ctx: &Ctx, actor: &str, task: &str, path: &Path, kind: &str, name: Option<&str>, cost: crate::event::Cost) -> Result<Written> {
     let meta = std::fs::metadata(path).map_err(|err| Error::user(format!("cannot read {}: {err}", path.display())))?;
     if !meta.is_file() {
         return Err(Error::user(format!("{} is not a file", path.display())));
@@ -44,6 +44,7 @@ pub fn add(ctx: &Ctx, actor: &str, task: &str, path: &Path, kind: &str, name: Op
         .task(task);
         draft.refs = vec![blob.clone()];
         draft.files = vec![(name.clone(), content.clone())];
+        draft.cost = cost.clone();
         Ok(vec![draft])
     })?;
     Ok(written.remove(0))

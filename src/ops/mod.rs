@@ -5,9 +5,13 @@
 //! against stale state (two claims of one task) is re-judged.
 
 pub mod artifact;
+pub mod governance;
 pub mod org;
+pub mod pr;
 pub mod replay;
+pub mod report;
 pub mod task;
+pub mod test_run;
 pub mod verify;
 
 use ed25519_dalek::SigningKey;
@@ -44,6 +48,11 @@ impl Ctx {
             );
         }
         replay::check_pin(&self.store, &loaded.state)?;
+        if loaded.state.org.is_none() {
+            return Err(
+                Error::user("refs/clutch/log does not start with a valid ORG_CREATED").hint("see what is wrong with: git clutch verify")
+            );
+        }
         Ok(loaded)
     }
 

@@ -166,6 +166,10 @@ fn judge_slice(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
 
 /// Signature parsed (not yet checked), event decoded, metadata consistent.
 fn decode(raw: &RawEvent) -> Result<(Event, Signed), String> {
+    if raw.signature.is_none() {
+        // A malformed commit says why in place of its event.json.
+        raw.event_json.as_ref().map_err(Clone::clone)?;
+    }
     let armored = raw.signature.as_deref().ok_or("the commit is not signed")?;
     let signed = Signed::parse(armored).map_err(|why| format!("bad signature: {why}"))?;
     let bytes = raw.event_json.as_ref().map_err(Clone::clone)?;
@@ -318,8 +322,14 @@ pub fn write_cache(store: &Store, loaded: &Loaded) {
 
 /// The org id this repository is pinned to must be the root of its log.
 pub fn check_pin(store: &Store, state: &State) -> Result<()> {
-    let (Some(pinned), Some(org)) = (store.config_string("clutch.orgid"), state.org.as_ref()) else {
+    let Some(pinned) = store.config_string("clutch.orgid") else {
         return Ok(());
+    };
+    let Some(org) = state.org.as_ref() else {
+        return Err(Error::user(format!(
+            "refs/clutch/log has no valid ORG_CREATED at its root, but this repository belongs to org {pinned}"
+        ))
+        .hint("a log with another genesis was put in place; see: git clutch verify"));
     };
     if pinned != org.id {
         return Err(Error::user(format!("this repository belongs to org {pinned}, but refs/clutch/log starts at {}", org.id))

@@ -108,13 +108,22 @@ pub fn claim(ctx: &Ctx, actor: &str, id: &str) -> Result<Option<Written>> {
     Ok(written.into_iter().next())
 }
 
-pub fn set_status(ctx: &Ctx, actor: &str, id: &str, status: TaskStatus, reason: Option<&str>) -> Result<Option<Written>> {
+pub fn set_status(
+    ctx: &Ctx,
+    actor: &str,
+    id: &str,
+    status: TaskStatus,
+    reason: Option<&str>,
+    cost: crate::event::Cost,
+) -> Result<Option<Written>> {
     let (written, _) = transact(ctx, actor, |state| {
         let task = find(state, id)?;
         if task.status == status {
             return Ok(Vec::new());
         }
-        Ok(vec![Draft::new(Payload::TaskStatusChanged(TaskStatusChanged { status, reason: reason.map(str::to_string) })).task(task)])
+        let mut draft = Draft::new(Payload::TaskStatusChanged(TaskStatusChanged { status, reason: reason.map(str::to_string) })).task(task);
+        draft.cost = cost.clone();
+        Ok(vec![draft])
     })?;
     Ok(written.into_iter().next())
 }

@@ -46,25 +46,15 @@ impl PublicKey {
             Error::user(format!("not an Ed25519 public key: {why}"))
                 .hint("give the contents of an id_ed25519.pub file, like 'ssh-ed25519 AAAAC3Nz…'")
         };
-        let mut parts = text.split_whitespace();
-        match parts.next() {
+        match text.split_whitespace().next() {
             Some("ssh-ed25519") => {}
             Some(other) if other.starts_with("ssh-") || other.starts_with("ecdsa-") => {
                 return Err(bad(&format!("'{other}' keys are not supported, only ssh-ed25519")))
             }
             _ => return Err(bad("it does not start with 'ssh-ed25519'")),
         }
-        let encoded = parts.next().ok_or_else(|| bad("the key data is missing"))?;
-        let blob = Base64::decode_vec(encoded).map_err(|_| bad("the key data is not base64"))?;
-        if blob.len() != 51 || &blob[..15] != b"\0\0\0\x0bssh-ed25519" || &blob[15..19] != b"\0\0\0\x20" {
-            return Err(bad("the key data is not an Ed25519 key"));
-        }
-        let bytes: [u8; 32] = blob[19..].try_into().expect("51 - 19 = 32 bytes");
-        let key = PublicKey::from_bytes(&bytes).map_err(|_| bad("the key is not a valid curve point"))?;
-        if key.0.is_weak() {
-            return Err(bad("the key is a weak (small-order) point"));
-        }
-        Ok(key)
+        let bytes = crate::event::ed25519_key_bytes(text).map_err(|why| bad(&why))?;
+        PublicKey::from_bytes(&bytes).map_err(|_| bad("the key is not a valid curve point"))
     }
 
     /// `SHA256:…`, as `ssh-keygen -l` prints it.

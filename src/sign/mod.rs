@@ -11,7 +11,11 @@ pub mod sshsig;
 pub use keys::{KeyStore, PublicKey};
 pub use sshsig::{sign, Signed};
 
-/// One line of git's `gpg.ssh.allowedSignersFile`: who may sign as whom.
-pub fn allowed_signers_line(agent: &str, key: &PublicKey) -> String {
-    format!("{agent}@clutch.invalid namespaces=\"git\" {}", key.to_openssh())
+/// One line of git's `gpg.ssh.allowedSignersFile`: who may sign as whom. A fired agent's key
+/// is valid only for commits made before the firing (`valid-before`, checked by ssh-keygen
+/// against the commit time).
+pub fn allowed_signers_line(agent: &str, key: &PublicKey, valid_before: Option<&str>) -> String {
+    let until =
+        valid_before.map(|at| format!(",valid-before=\"{}Z\"", at.trim_end_matches('Z').replace(['-', ':', 'T'], ""))).unwrap_or_default();
+    format!("{agent}@clutch.invalid namespaces=\"git\"{until} {}", key.to_openssh())
 }

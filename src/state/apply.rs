@@ -116,6 +116,7 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
                 id.clone(),
                 Task {
                     id: id.clone(),
+                    seq: state.events + 1,
                     title: p.title.clone(),
                     description: p.description.clone(),
                     project: e.project.clone(),
@@ -330,6 +331,7 @@ pub(super) fn new_agent(id: &str, role: Role, key: &str, e: &Event, commit: &str
         role,
         public_key: key.to_string(),
         status: AgentStatus::Active,
+        fired_at: None,
         joined_at: e.at.clone(),
         joined_by: commit.to_string(),
         spend: Spend::default(),
@@ -421,11 +423,5 @@ pub(super) fn normalize_key(key: &str) -> String {
 }
 
 pub(super) fn check_key(key: &str) -> Result<(), String> {
-    let normalized = normalize_key(key);
-    let data = normalized.strip_prefix("ssh-ed25519 ").unwrap_or("");
-    if data.len() == 68 && data.starts_with("AAAAC3NzaC1lZDI1NTE5AAAAI") {
-        Ok(())
-    } else {
-        Err(format!("'{key}' is not an ssh-ed25519 public key"))
-    }
+    crate::event::ed25519_key_bytes(key).map(|_| ()).map_err(|why| format!("'{key}' is not a usable ssh-ed25519 public key: {why}"))
 }

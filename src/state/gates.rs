@@ -3,9 +3,7 @@
 //! check runs before the first mutation.
 
 use super::apply::{allow, check_key, check_text, new_agent, new_id, normalize_key, task_of, Applied, Verified, LEADS, WORKERS};
-use super::governance::{
-    evaluate_gate, Budget, Decision, Eval, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus, Review, TestRecord,
-};
+use super::governance::{evaluate_gate, Budget, Decision, Eval, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus, Review, TestRecord};
 use super::{AgentStatus, State};
 use crate::event::{is_hex_oid, Payload, Role, Verdict};
 
@@ -138,6 +136,15 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
             if gate != p.gate {
                 return Err(format!("the gate recorded for {} is not the gate the log gives", pr.id));
             }
+            // Merging delivers the task.
+            let task_id = pr.task.clone();
+            if let Some(task) = state.tasks.get_mut(&task_id) {
+                if !task.status.is_closed() {
+                    task.status = crate::event::TaskStatus::Done;
+                    task.done_at = Some(e.at.clone());
+                    task.updated_at = e.at.clone();
+                }
+            }
             let pr = state.governance.prs.get_mut(&p.pr).expect("checked above");
             pr.status = PrStatus::Merged;
             pr.merged_by = Some(e.actor.clone());
@@ -249,7 +256,8 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
                             hire = Some((proposal.agent.clone(), proposal.role.unwrap_or(Role::Junior), key));
                         }
                         ProposalKind::Fire => {
-                            let agent = state.active_agent(&proposal.agent).ok_or_else(|| format!("'{}' is no longer active", proposal.agent))?;
+                            let agent =
+                                state.active_agent(&proposal.agent).ok_or_else(|| format!("'{}' is no longer active", proposal.agent))?;
                             let ceos = state.agents.values().filter(|a| a.role == Role::Ceo && a.status == AgentStatus::Active).count();
                             if agent.role == Role::Ceo && ceos == 1 {
                                 return Err("the org's last CEO cannot be fired".into());
@@ -267,7 +275,9 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
                 applied.created = Some(id);
             }
             if let Some(id) = fire {
-                state.agents.get_mut(&id).expect("checked above").status = AgentStatus::Fired;
+                let agent = state.agents.get_mut(&id).expect("checked above");
+                agent.status = AgentStatus::Fired;
+                agent.fired_at = Some(e.at.clone());
             }
             state.governance.policy = policy;
             state.governance.decisions.push(Decision {
@@ -285,7 +295,13 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
             check_scope(state, &p.scope)?;
             state.governance.budgets.insert(
                 p.scope.clone(),
-                Budget { scope: p.scope.clone(), usd_micros: p.usd_micros, tokens: p.tokens, set_by: e.actor.clone(), set_at: e.at.clone() },
+                Budget {
+                    scope: p.scope.clone(),
+                    usd_micros: p.usd_micros,
+                    tokens: p.tokens,
+                    set_by: e.actor.clone(),
+                    set_at: e.at.clone(),
+                },
             );
         }
         other => unreachable!("{} is not a governance event", other.event_type()),

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use apply::{apply, Applied, Verified};
+pub use gates::check_scope as gates_check_scope;
 pub use governance::{evaluate_gate, Governance, Policy, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus};
 pub use graph::would_cycle;
 
@@ -62,6 +63,8 @@ pub struct Agent {
     /// `ssh-ed25519 AAAA…`
     pub public_key: String,
     pub status: AgentStatus,
+    /// When the CEO's decision fired the agent; its signatures are good only before then.
+    pub fired_at: Option<String>,
     pub joined_at: String,
     /// The commit that registered the agent.
     pub joined_by: String,
@@ -82,6 +85,8 @@ pub struct Project {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Task {
     pub id: String,
+    /// Position in replay order among applied events: orders tasks created in one second.
+    pub seq: u64,
     pub title: String,
     pub description: Option<String>,
     pub project: Option<String>,

@@ -457,9 +457,20 @@ fn agent_registration_checks_id_uniqueness_and_key() {
     let ev = org.ev(CEO, registered("9lives", Role::Junior, &key(51)));
     org.refuse(ev, "is not valid");
     let ev = org.ev(CEO, registered("x", Role::Junior, "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAABAQ"));
-    org.refuse(ev, "is not an ssh-ed25519 public key");
+    org.refuse(ev, "is not a usable ssh-ed25519 public key");
     let ev = org.ev(CEO, registered("x", Role::Junior, "ssh-ed25519 AAAA"));
-    org.refuse(ev, "is not an ssh-ed25519 public key");
+    org.refuse(ev, "is not a usable ssh-ed25519 public key");
+    // Right length and prefix, but not a point on the curve.
+    let off_curve = (0u8..=255)
+        .map(|b| [b; 32])
+        .find(|bytes| ed25519_dalek::VerifyingKey::from_bytes(bytes).is_err())
+        .expect("some byte pattern is off the curve");
+    let mut blob = b"\0\0\0\x0bssh-ed25519\0\0\0\x20".to_vec();
+    blob.extend_from_slice(&off_curve);
+    use base64ct::Encoding;
+    let text = format!("ssh-ed25519 {}", base64ct::Base64::encode_string(&blob));
+    let ev = org.ev(CEO, registered("x", Role::Junior, &text));
+    org.refuse(ev, "not a valid curve point");
 }
 
 #[test]
@@ -745,6 +756,7 @@ fn graph(edges: &[(&str, &[&str])]) -> BTreeMap<String, Task> {
         .map(|(id, after)| {
             let task = Task {
                 id: id.to_string(),
+                seq: 0,
                 title: id.to_string(),
                 description: None,
                 project: None,
@@ -1160,6 +1172,7 @@ fn task_events_must_name_the_tasks_project() {
     let t = org.task_in(SENIOR, "core", "in core", &[]);
     let loose = org.task(SENIOR, "no project", &[]);
     let dep = org.task(SENIOR, "dep", &[]);
+    #[allow(clippy::type_complexity, reason = "a table of test cases")]
     let payloads: Vec<(&str, Payload, Vec<(&str, &str)>)> = vec![
         (SENIOR, assigned(JUNIOR), vec![]),
         (JUNIOR, claimed(JUNIOR), vec![]),
@@ -1280,7 +1293,11 @@ fn governance_events_about_missing_things_are_refused() {
     let mut org = Org::staffed();
     let head = oid("aa");
     let cases: Vec<(&str, Payload, &str)> = vec![
-        (CEO, Payload::MergeApproved(MergeApproved { pr: "pr-1".into(), head: head.clone(), gate: gate(), result: oid("bb") }), "no PR 'pr-1'"),
+        (
+            CEO,
+            Payload::MergeApproved(MergeApproved { pr: "pr-1".into(), head: head.clone(), gate: gate(), result: oid("bb") }),
+            "no PR 'pr-1'",
+        ),
         (SENIOR, Payload::MergeBlocked(MergeBlocked { pr: "pr-1".into(), head: head.clone(), gate: gate() }), "no PR 'pr-1'"),
         (
             JUNIOR,
@@ -1289,7 +1306,12 @@ fn governance_events_about_missing_things_are_refused() {
         ),
         (
             SENIOR,
-            Payload::ReviewCommented(ReviewCommented { pr: "pr-1".into(), head: head.clone(), verdict: Verdict::Approve, body: "ok".into() }),
+            Payload::ReviewCommented(ReviewCommented {
+                pr: "pr-1".into(),
+                head: head.clone(),
+                verdict: Verdict::Approve,
+                body: "ok".into(),
+            }),
             "no PR 'pr-1'",
         ),
         (
@@ -1298,7 +1320,11 @@ fn governance_events_about_missing_things_are_refused() {
             "must settle a proposal or set policy",
         ),
         (CEO, Payload::BudgetUpdated(BudgetUpdated { scope: "project:ghost".into(), usd_micros: Some(1), tokens: None }), "names nothing"),
-        (HR, Payload::EvalReported(EvalReported { agent: "ghost".into(), window: "7d".into(), scorecard: BTreeMap::new(), summary: None }), "no agent"),
+        (
+            HR,
+            Payload::EvalReported(EvalReported { agent: "ghost".into(), window: "7d".into(), scorecard: BTreeMap::new(), summary: None }),
+            "no agent",
+        ),
     ];
     for (actor, payload, needle) in cases {
         let ev = org.ev(actor, payload);
@@ -1391,12 +1417,12 @@ fn find_task_by_id_or_unique_prefix() {
     assert_eq!(s.find_task("t-ff").map(|t| t.id.as_str()), Ok("t-ff00000"));
     assert_eq!(s.find_task("ff00000").map(|t| t.id.as_str()), Ok("t-ff00000"));
 
-    assert_eq!(s.find_task("abc").unwrap_err(), "task id 'abc' is ambiguous: give more of it");
-    assert_eq!(s.find_task("t-ab").unwrap_err(), "task id 't-ab' is ambiguous: give more of it");
-    assert_eq!(s.find_task("t-abc9").unwrap_err(), "no task 't-abc9'");
-    assert_eq!(s.find_task("t-abc12300").unwrap_err(), "no task 't-abc12300'");
-    assert_eq!(s.find_task("f").unwrap_err(), "no task 'f'", "one hex digit is too short to name a task");
-    assert_eq!(s.find_task("t-f").unwrap_err(), "no task 't-f'");
+    assert_eq!(s.find_task("abc").expect_err("should fail"), "task id 'abc' is ambiguous: give more of it");
+    assert_eq!(s.find_task("t-ab").expect_err("should fail"), "task id 't-ab' is ambiguous: give more of it");
+    assert_eq!(s.find_task("t-abc9").expect_err("should fail"), "no task 't-abc9'");
+    assert_eq!(s.find_task("t-abc12300").expect_err("should fail"), "no task 't-abc12300'");
+    assert_eq!(s.find_task("f").expect_err("should fail"), "no task 'f'", "one hex digit is too short to name a task");
+    assert_eq!(s.find_task("t-f").expect_err("should fail"), "no task 't-f'");
     assert!(s.find_task("").is_err());
     assert!(s.find_task("zzz").is_err());
 }
@@ -1413,5 +1439,5 @@ fn find_task_prefers_an_exact_id_over_longer_ids() {
     assert_eq!(s.find_task("t-abcdef1").map(|t| t.id.as_str()), Ok("t-abcdef1"));
     assert_eq!(s.find_task("t-abcdef12").map(|t| t.id.as_str()), Ok("t-abcdef12"));
     assert_eq!(s.find_task("t-abcdef123").map(|t| t.id.as_str()), Ok("t-abcdef123"));
-    assert!(s.find_task("t-abcdef").unwrap_err().contains("ambiguous"));
+    assert!(s.find_task("t-abcdef").expect_err("should fail").contains("ambiguous"));
 }

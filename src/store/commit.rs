@@ -95,6 +95,23 @@ pub struct RawEvent {
     pub files: Vec<(String, ObjectId)>,
 }
 
+impl RawEvent {
+    fn malformed(oid: ObjectId, parents: Vec<ObjectId>, why: String) -> RawEvent {
+        let nobody = Person { name: String::new(), email: String::new(), time: 0, offset: String::new() };
+        RawEvent {
+            oid,
+            parents,
+            signature: None,
+            signed_payload: Vec::new(),
+            author: nobody.clone(),
+            committer: nobody,
+            message: String::new(),
+            event_json: Err(why),
+            files: Vec::new(),
+        }
+    }
+}
+
 /// An author or committer line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
@@ -109,7 +126,15 @@ pub(super) fn read(repo: &gix::Repository, oid: ObjectId) -> Result<RawEvent> {
     if object.kind != Kind::Commit {
         return Err(Error::internal(format!("{oid} is a {}, not a commit", object.kind)));
     }
-    let parsed = parse(&object.data).map_err(|why| Error::internal(format!("commit {oid} is malformed: {why}")))?;
+    let parsed = match parse(&object.data) {
+        Ok(parsed) => parsed,
+        Err(why) => {
+            // A malformed commit is one refused event, not a broken log: keep its parents so
+            // the walk goes on, and let replay report why.
+            let parents = parents_of(&object.data).unwrap_or_default();
+            return Ok(RawEvent::malformed(oid, parents, format!("the commit is malformed: {why}")));
+        }
+    };
     let (event_json, files) = read_tree(repo, parsed.tree);
     Ok(RawEvent {
         oid,

@@ -6,6 +6,7 @@
 //! `git verify-commit` checks. The ref moves by compare-and-swap; a lost race is reported as
 //! [`Moved`] so the caller can re-read, re-validate and retry.
 
+mod branch;
 mod commit;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
 pub use gix::ObjectId;
 
+pub use branch::{TreeMerge, Worktree};
 pub use commit::RawEvent;
 
 use crate::event::Event;

@@ -17,13 +17,15 @@ pub struct Args {
     /// Name to store it under (default: the file's name).
     #[arg(long)]
     pub name: Option<String>,
+    #[command(flatten)]
+    pub cost: crate::cli::cost_args::CostArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
-    let written = artifact::add(ctx, actor, &args.task, &args.path, &args.kind, args.name.as_deref())?;
+    let written = artifact::add(ctx, actor, &args.task, &args.path, &args.kind, args.name.as_deref(), args.cost.cost()?)?;
     let id = written.commit.to_string();
     out.written(args.json, &id, &written, &id)
 }

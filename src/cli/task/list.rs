@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         .filter(|t| args.assignee.as_ref().is_none_or(|a| t.assignee.as_ref() == Some(a)))
         .filter(|t| args.project.as_ref().is_none_or(|p| t.project.as_ref() == Some(p)))
         .collect();
-    tasks.sort_by(|a, b| (&a.created_at, &a.id).cmp(&(&b.created_at, &b.id)));
+    tasks.sort_by_key(|t| t.seq);
     if args.json {
         return out.json(&tasks);
     }

@@ -10,13 +10,15 @@ pub struct Args {
     /// Why (kept in the event).
     #[arg(long)]
     pub reason: Option<String>,
+    #[command(flatten)]
+    pub cost: crate::cli::cost_args::CostArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(ctx: &Ctx, actor: &str, status: TaskStatus, args: &Args, out: &mut Out) -> Result<()> {
-    let written = task::set_status(ctx, actor, &args.id, status, args.reason.as_deref())?;
+    let written = task::set_status(ctx, actor, &args.id, status, args.reason.as_deref(), args.cost.cost()?)?;
     match written {
         Some(written) => {
             let id = written.task.clone().unwrap_or_else(|| args.id.clone());

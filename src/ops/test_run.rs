@@ -1,0 +1,139 @@
+//! `test run`: run a command against a commit and record what happened.
+
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+use crate::event::{Cost, Payload, TestRun};
+use crate::store::ObjectId;
+use crate::{Error, Result};
+
+use super::{transact, Ctx, Draft, Written};
+
+/// How much of the output's end is kept in the event.
+pub const TAIL_BYTES: usize = 16 * 1024;
+
+#[derive(Debug)]
+pub struct Tested {
+    pub written: Written,
+    pub commit: ObjectId,
+    pub exit_code: Option<i32>,
+    pub passed: bool,
+}
+
+pub struct Run<'a> {
+    pub task: Option<&'a str>,
+    pub pr: Option<&'a str>,
+    pub command: &'a [String],
+    pub cost: Cost,
+}
+
+pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
+    if run.command.is_empty() {
+        return Err(Error::usage("no command to run").hint("git clutch test run -- cargo test"));
+    }
+    let loaded = ctx.load()?;
+    let (commit, pr, task) = match run.pr {
+        Some(id) => {
+            let pr = super::pr::find_pr(&loaded.state, id)?;
+            let head = ObjectId::from_hex(pr.head.as_bytes()).map_err(|_| Error::internal("bad PR head"))?;
+            (head, Some(pr.id.clone()), Some(pr.task.clone()))
+        }
+        None => {
+            let head =
+                ctx.store.head_commit()?.ok_or_else(|| Error::user("HEAD has no commit to test").hint("commit first, or pass --pr PR"))?;
+            let task = match run.task {
+                Some(t) => Some(loaded.state.find_task(t).map_err(Error::user)?.id.clone()),
+                None => None,
+            };
+            (head, None, task)
+        }
+    };
+    let worktree = match pr {
+        Some(_) => Some(ctx.store.temp_worktree(commit)?),
+        None => None,
+    };
+    let dir = match (&worktree, ctx.store.work_dir()) {
+        (Some(w), _) => w.path().to_path_buf(),
+        (None, Some(dir)) => dir.to_path_buf(),
+        (None, None) => return Err(Error::user("a bare repository has no work tree to test in").hint("pass --pr PR")),
+    };
+    let started = crate::env::monotonic();
+    let (status, output) = execute(&dir, run.command)?;
+    let duration_ms = started.elapsed().as_millis() as u64;
+    drop(worktree);
+    let exit_code = status.code();
+    let passed = status.success();
+    let tail = tail(&output);
+    let blob = gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, &tail)
+        .map_err(|err| Error::internal(err.to_string()))?
+        .to_string();
+    let (mut written, _) = transact(ctx, actor, |state| {
+        let mut draft = Draft::new(Payload::TestRun(TestRun {
+            commit: commit.to_string(),
+            command: run.command.to_vec(),
+            passed,
+            exit_code,
+            duration_ms,
+            pr: pr.clone(),
+            output_blob: Some(blob.clone()),
+        }));
+        if let Some(task) = task.as_ref().and_then(|t| state.tasks.get(t)) {
+            draft = draft.task(task);
+        }
+        draft.refs = vec![commit.to_string(), blob.clone()];
+        draft.files = vec![("output.txt".to_string(), tail.clone())];
+        draft.cost = run.cost.clone();
+        Ok(vec![draft])
+    })?;
+    Ok(Tested { written: written.remove(0), commit, exit_code, passed })
+}
+
+/// Run the command, passing its output through to ours while keeping a copy.
+fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|err| Error::user(format!("cannot run '{}': {err}", command[0])))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let err_thread = std::thread::spawn(move || {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let _ = std::io::stderr().write_all(&buf[..n]);
+            kept.extend_from_slice(&buf[..n]);
+        }
+        kept
+    });
+    let mut kept = Vec::new();
+    let mut buf = [0u8; 8192];
+    while let Ok(n) = stdout.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        // Our own stdout is for ids and JSON: the command's output goes to stderr.
+        let _ = std::io::stderr().write_all(&buf[..n]);
+        kept.extend_from_slice(&buf[..n]);
+    }
+    kept.extend(err_thread.join().unwrap_or_default());
+    let status = child.wait().map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;
+    Ok((status, kept))
+}
+
+fn tail(output: &[u8]) -> Vec<u8> {
+    if output.len() <= TAIL_BYTES {
+        return output.to_vec();
+    }
+    let mut start = output.len() - TAIL_BYTES;
+    while start < output.len() && output[start] & 0xC0 == 0x80 {
+        start += 1;
+    }
+    output[start..].to_vec()
+}

@@ -1,0 +1,162 @@
+//! Project branches: what PRs point at and what merges move.
+//!
+//! Trees are merged by `git merge-tree --write-tree` (git owns merge semantics); the merge
+//! commit itself is built and signed here like any event commit, so `git verify-commit`
+//! accepts it with the same allowed-signers file.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use ed25519_dalek::SigningKey;
+use gix::objs::{Kind, WriteTo as _};
+
+use super::{bstring, ObjectId, Prepared, Store};
+use crate::sign;
+use crate::{Error, Result};
+
+/// The outcome of merging two commits' trees.
+#[derive(Debug)]
+pub enum TreeMerge {
+    Clean(ObjectId),
+    Conflict(Vec<String>),
+}
+
+impl Store {
+    /// The commit a local branch points at.
+    pub fn branch(&self, name: &str) -> Result<Option<ObjectId>> {
+        self.resolve(&format!("refs/heads/{name}"))
+    }
+
+    /// The branch HEAD names, if HEAD is on a branch.
+    pub fn current_branch(&self) -> Option<String> {
+        let head = self.repo.head_name().ok()??;
+        head.as_bstr().to_string().strip_prefix("refs/heads/").map(str::to_string)
+    }
+
+    /// The commit HEAD points at.
+    pub fn head_commit(&self) -> Result<Option<ObjectId>> {
+        Ok(self.repo.head_id().ok().map(|id| id.detach()))
+    }
+
+    /// A git command on this repository.
+    pub fn git(&self) -> Command {
+        let mut command = Command::new("git");
+        command.arg("--git-dir").arg(self.git_dir());
+        if let Some(work) = self.work_dir() {
+            command.arg("--work-tree").arg(work);
+        }
+        command
+    }
+
+    fn git_output(&self, args: &[&str]) -> Result<std::process::Output> {
+        self.git().args(args).output().map_err(|err| Error::internal(format!("cannot run git {}: {err}", args.join(" "))))
+    }
+
+    /// Merge the trees of `base` and `head` the way `git merge` would.
+    pub fn merge_trees(&self, base: ObjectId, head: ObjectId) -> Result<TreeMerge> {
+        let output =
+            self.git_output(&["merge-tree", "--write-tree", "--name-only", "--no-messages", &base.to_string(), &head.to_string()])?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        let mut lines = text.lines();
+        let tree = lines.next().and_then(|l| ObjectId::from_hex(l.trim().as_bytes()).ok());
+        match (output.status.code(), tree) {
+            (Some(0), Some(tree)) => Ok(TreeMerge::Clean(tree)),
+            (Some(1), _) => Ok(TreeMerge::Conflict(lines.filter(|l| !l.is_empty()).map(str::to_string).collect())),
+            _ => Err(Error::internal(format!("git merge-tree failed: {}", String::from_utf8_lossy(&output.stderr).trim()))),
+        }
+    }
+
+    /// Build and sign a merge commit of `tree` with `parents`, by `actor`. Nothing is written.
+    pub fn prepare_merge(
+        &self,
+        tree: ObjectId,
+        parents: &[ObjectId],
+        message: &str,
+        actor: &str,
+        signer: &SigningKey,
+        time: i64,
+    ) -> Result<Prepared> {
+        let who = gix::actor::Signature {
+            name: bstring(actor),
+            email: bstring(&format!("{actor}@clutch.invalid")),
+            time: gix::date::Time { seconds: time, offset: 0 },
+        };
+        let mut commit = gix::objs::Commit {
+            tree,
+            parents: parents.iter().copied().collect(),
+            author: who.clone(),
+            committer: who,
+            encoding: None,
+            message: bstring(message),
+            extra_headers: Vec::new(),
+        };
+        let mut unsigned = Vec::new();
+        commit.write_to(&mut unsigned).map_err(|err| Error::internal(format!("cannot encode commit: {err}")))?;
+        commit.extra_headers.push((bstring("gpgsig"), bstring(&sign::sign(signer, &unsigned))));
+        let mut signed = Vec::new();
+        commit.write_to(&mut signed).map_err(|err| Error::internal(format!("cannot encode commit: {err}")))?;
+        let oid = gix::objs::compute_hash(gix::hash::Kind::Sha1, Kind::Commit, &signed).map_err(|err| Error::internal(err.to_string()))?;
+        Ok(Prepared { oid, objects: vec![(Kind::Commit, oid, signed)] })
+    }
+
+    /// The tree of a commit.
+    pub fn tree_of(&self, commit: ObjectId) -> Result<ObjectId> {
+        let object = self.repo.find_object(commit).map_err(|err| Error::user(format!("no commit {commit}: {err}")))?;
+        let parsed = gix::objs::CommitRef::from_bytes(&object.data, gix::hash::Kind::Sha1)
+            .map_err(|err| Error::internal(format!("commit {commit} is malformed: {err}")))?;
+        Ok(parsed.tree())
+    }
+
+    /// After moving the branch HEAD is on, bring the index and work tree along, if they were
+    /// clean at `old`. Returns false when they were left alone.
+    pub fn follow_checked_out(&self, branch: &str, old: ObjectId, new: ObjectId) -> Result<bool> {
+        if self.work_dir().is_none() || self.current_branch().as_deref() != Some(branch) {
+            return Ok(false);
+        }
+        let status = self.git_output(&["status", "--porcelain", "--untracked-files=no"])?;
+        if !status.status.success() || !status.stdout.is_empty() {
+            return Ok(false);
+        }
+        let output = self.git_output(&["read-tree", "-m", "-u", &old.to_string(), &new.to_string()])?;
+        Ok(output.status.success())
+    }
+
+    /// A temporary detached worktree at `commit`, removed when dropped.
+    pub fn temp_worktree(&self, commit: ObjectId) -> Result<Worktree> {
+        let dir = self.cache_dir().join("worktrees").join(format!("{}-{}", &commit.to_string()[..12], std::process::id()));
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let path = dir.to_string_lossy().into_owned();
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.git_dir())
+            .args(["worktree", "add", "--detach", "--force", &path, &commit.to_string()])
+            .output()
+            .map_err(|err| Error::internal(format!("cannot run git worktree: {err}")))?;
+        if !output.status.success() {
+            return Err(Error::internal(format!("cannot check out {commit}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+        }
+        Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
+    }
+}
+
+/// A worktree that removes itself.
+#[derive(Debug)]
+pub struct Worktree {
+    git_dir: PathBuf,
+    path: PathBuf,
+}
+
+impl Worktree {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for Worktree {
+    fn drop(&mut self) {
+        let _ = Command::new("git").arg("--git-dir").arg(&self.git_dir).args(["worktree", "remove", "--force"]).arg(&self.path).output();
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
