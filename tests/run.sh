@@ -32,7 +32,7 @@ step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --all-targets --locked
+cargo test --locked
 
 step "fixtures against schemas/ (python jsonschema)"
 python3 tests/check_fixtures.py
