@@ -146,7 +146,7 @@ pub fn append(
     let mut prepared = Vec::with_capacity(drafts.len());
     let mut written = Vec::with_capacity(drafts.len());
     for draft in drafts {
-        clock += 1;
+        clock = clock.checked_add(1).ok_or_else(|| Error::internal("the log's Lamport clock is exhausted"))?;
         let task = draft.task.clone();
         let event = Event {
             actor: actor.to_string(),

@@ -97,7 +97,7 @@ pub fn agent_add(ctx: &Ctx, actor: &str, id: &str, role: Role, public_key: Optio
         Err(err) => {
             if let Some(path) = &key_path {
                 let _ = std::fs::remove_file(path);
-                let _ = std::fs::remove_file(path.with_extension("pub"));
+                let _ = std::fs::remove_file(crate::sign::keys::public_path(path));
             }
             Err(err)
         }

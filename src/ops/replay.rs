@@ -215,7 +215,13 @@ impl Replay<'_> {
             Ok(clock) => clock,
             Err(reason) => {
                 state.rejected.push(Rejection { commit, reason });
-                claimed_clock(&raw)
+                // A refused event's claimed clock is not trusted: it stands at its parents'
+                // clock, so a forged huge clock cannot hold later events hostage.
+                let mut clock = 0;
+                for parent in &raw.parents {
+                    clock = clock.max(self.clock_of(*parent)?);
+                }
+                clock
             }
         };
         self.clocks.insert(raw.oid, clock);
@@ -282,11 +288,20 @@ fn check_metadata(raw: &RawEvent, event: &Event) -> Result<(), String> {
             return Err(format!("commit {role} time does not match the event time {}", event.at));
         }
     }
-    let trailers = parse_trailers(&raw.message);
-    for (key, value) in event.trailers() {
-        if !trailers.iter().any(|(k, v)| k == key && *v == value) {
-            return Err(format!("commit message trailer {key} does not say '{value}' as event.json does"));
-        }
+    // The Clutch-* trailers must be exactly the ones event.json implies: none missing, none
+    // contradicting, none repeated, so `git log --grep` never tells another story.
+    let found: Vec<(String, String)> = parse_trailers(&raw.message).into_iter().filter(|(k, _)| k.starts_with("Clutch-")).collect();
+    let expected: Vec<(String, String)> = event.trailers().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if found != expected {
+        let reason = expected
+            .iter()
+            .find(|pair| found.iter().filter(|f| f == pair).count() != 1)
+            .map(|(k, v)| format!("commit message trailer {k} disagrees with event.json, which says '{v}'"))
+            .or_else(|| {
+                found.iter().find(|f| !expected.contains(f)).map(|(k, v)| format!("commit message trailer {k}: {v} is not in event.json"))
+            })
+            .unwrap_or_else(|| "commit message trailers are not in the order clutch writes them".into());
+        return Err(reason);
     }
     Ok(())
 }

@@ -115,7 +115,7 @@ impl KeyStore {
         let text =
             private.to_openssh(ssh_key::LineEnding::LF).map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
         write_private(&path, text.as_bytes())?;
-        let pub_path = path.with_extension("pub");
+        let pub_path = public_path(&path);
         fs::write(&pub_path, format!("{} {agent}@clutch.invalid\n", public.to_openssh()))
             .map_err(|err| Error::internal(format!("cannot write {}: {err}", pub_path.display())))?;
         Ok(path)
@@ -150,9 +150,20 @@ impl KeyStore {
     }
 }
 
+/// The `.pub` file beside a key file (appended, so dotted agent ids keep their own).
+pub fn public_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".pub");
+    PathBuf::from(name)
+}
+
 /// Read an unencrypted OpenSSH Ed25519 private key.
 pub fn read_private(path: &Path) -> Result<SigningKey> {
     let text = fs::read_to_string(path).map_err(|err| Error::user(format!("cannot read private key {}: {err}", path.display())))?;
+    if !names_ed25519(&text) {
+        return Err(Error::user(format!("{} is not an Ed25519 key", path.display()))
+            .hint("clutch signs with Ed25519 only: create one with ssh-keygen -t ed25519"));
+    }
     let key = ssh_key::PrivateKey::from_openssh(text.as_bytes()).map_err(|err| {
         Error::user(format!("{} is not an OpenSSH private key: {err}", path.display()))
             .hint("give the private half (id_ed25519), not the .pub file")
@@ -167,9 +178,22 @@ pub fn read_private(path: &Path) -> Result<SigningKey> {
     }
 }
 
+/// Whether an OpenSSH private key file holds an Ed25519 key (other types and PEM keys do not
+/// name `ssh-ed25519` in their decoded body).
+fn names_ed25519(text: &str) -> bool {
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().concat();
+    match Base64::decode_vec(body.trim()) {
+        Ok(blob) => blob.windows(11).any(|w| w == b"ssh-ed25519"),
+        // Not base64 at all: let the parser say what it is.
+        Err(_) => true,
+    }
+}
+
 /// Write a secret file: create under a temporary name with mode 0600, sync, rename.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
     let result = (|| -> std::io::Result<()> {
         let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
         file.write_all(bytes)?;

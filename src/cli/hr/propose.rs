@@ -38,7 +38,7 @@ pub fn hire(ctx: &Ctx, actor: &str, args: &HireArgs, out: &mut Out) -> Result<()
         Err(err) => {
             if let Some(path) = stored {
                 let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(path.with_extension("pub"));
+                let _ = std::fs::remove_file(crate::sign::keys::public_path(&path));
             }
             return Err(err);
         }
