@@ -6,6 +6,7 @@
 
 mod common;
 
+mod governance;
 mod test_audit;
 mod test_concurrency;
 mod test_errors;
