@@ -7,9 +7,10 @@
 # temporary directory with its own CLUTCH_HOME (so no key of yours is touched) and its own git
 # config (so none of your git settings matter): founds an org, adds agents of every role, runs
 # tasks with dependencies through their life, shows a refused action, verifies the log with
-# clutch and with plain git, and finally forges an unsigned event with plain git to show that
-# replay rejects it. Every command is printed before it runs. Exits non-zero if anything does
-# not behave as shown, including a command that was supposed to fail but did not.
+# clutch and with plain git, takes a pull request through review and the merge gate, and
+# finally forges an unsigned event with plain git to show that replay rejects it. Every command
+# is printed before it runs. Exits non-zero if anything does not behave as shown, including a
+# command that was supposed to fail but did not.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -172,6 +173,31 @@ fi
 shell "git log --format='%h %s%n%(trailers)' refs/clutch/log | head -n 13"
 run git show refs/clutch/log:event.json
 run git log --oneline --grep='^Clutch-Actor: jo$' refs/clutch/log
+
+say "Governance: kim opens a PR on a branch, sam requests changes, kim updates it, sam approves and merges"
+kim_git=(git -c user.name=kim -c user.email=kim@example.com)
+run git symbolic-ref HEAD refs/heads/main # a base branch for PRs (this repository has no commit yet)
+run "${kim_git[@]}" commit -q --allow-empty -m 'Initial commit'
+run git switch -q -c kim/grammar
+printf 'expr := term (("+" | "-") term)*\n' >grammar.txt
+run git add grammar.txt
+run "${kim_git[@]}" commit -q -m 'Grammar: expressions'
+capture PR git clutch --as kim pr open --task "$T3"
+run git clutch --as sam pr review "$PR" --request-changes -m 'Define term too'
+fails 1 git clutch --as sam pr merge "$PR" # the gate refuses; MERGE_BLOCKED records why
+printf 'term := NUMBER | "(" expr ")"\n' >>grammar.txt
+run "${kim_git[@]}" commit -q -a -m 'Grammar: terms'
+run git clutch --as kim pr update "$PR" # a new head: earlier reviews no longer count
+run git clutch --as sam pr review "$PR" --approve -m 'Thanks'
+run git clutch pr show "$PR" --merger sam
+run git clutch --as sam pr merge "$PR" # a merge commit signed by sam; main moves to it
+run git log --graph --format='%h %an %s' main
+run git switch -q main
+run cat grammar.txt
+run git clutch task show "$T3"
+if command -v ssh-keygen >/dev/null; then
+    run git -c gpg.ssh.allowedSignersFile=signers verify-commit main
+fi
 
 say "A forgery with plain git: jo writes a perfect-looking CEO event making 'boss' a CEO with jo's key, unsigned"
 capture CLOCK git log -1 --format='%(trailers:key=Clutch-Clock,valueonly)' refs/clutch/log
