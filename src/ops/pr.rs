@@ -115,7 +115,14 @@ pub fn review(ctx: &Ctx, actor: &str, id: &str, verdict: Verdict, body: &str, co
             return Err(Error::user(format!("nobody approves or rejects their own PR ({actor} opened {})", pr.id))
                 .hint("ask a senior to review it"));
         }
+        let mut body = body.to_string();
         if verdict != Verdict::Comment && role == Some(Role::Junior) {
+            if body.trim().is_empty() {
+                body = format!(
+                    "({} by a junior, recorded as a comment)",
+                    if verdict == Verdict::Approve { "approval" } else { "request for changes" }
+                );
+            }
             verdict = Verdict::Comment;
             downgraded = true;
         }
@@ -208,6 +215,9 @@ pub fn merge(ctx: &Ctx, actor: &str, id: &str) -> Result<Merged> {
     let Some(result) = result else {
         return Ok(Merged::Blocked { written, gate });
     };
+    // Whether the base is checked out here with nothing uncommitted: decided before the ref
+    // moves, since afterwards the index no longer matches HEAD.
+    let follow = ctx.store.checked_out_and_clean(&base)?;
     if let Err(_moved) = ctx.store.update_ref(&format!("refs/heads/{base}"), Some(base_tip), result, actor, now, "clutch: merge")? {
         return Err(Error::conflict(format!(
             "MERGE_APPROVED was recorded in {}, but {base} moved before it could be updated",
@@ -215,6 +225,6 @@ pub fn merge(ctx: &Ctx, actor: &str, id: &str) -> Result<Merged> {
         ))
         .hint(format!("move it by hand after checking: git update-ref refs/heads/{base} {result}")));
     }
-    let worktree_updated = ctx.store.follow_checked_out(&base, base_tip, result)?;
+    let worktree_updated = follow && ctx.store.update_work_tree(base_tip, result)?;
     Ok(Merged::Approved { written, result, base, worktree_updated })
 }

@@ -48,6 +48,14 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
             (head, None, task)
         }
     };
+    if pr.is_none() {
+        let dirty = ctx.store.uncommitted()?;
+        if !dirty.is_empty() {
+            let first = dirty.lines().next().unwrap_or_default().trim().to_string();
+            return Err(Error::user(format!("the work tree has uncommitted changes ({first}…): a TEST_RUN vouches for a commit"))
+                .hint("commit (or stash) first, or test a PR's head with --pr PR"));
+        }
+    }
     let worktree = match pr {
         Some(_) => Some(ctx.store.temp_worktree(commit)?),
         None => None,
@@ -83,6 +91,9 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
         draft.refs = vec![commit.to_string(), blob.clone()];
         draft.files = vec![("output.txt".to_string(), tail.clone())];
         draft.cost = run.cost.clone();
+        if draft.cost.wall_ms == 0 {
+            draft.cost.wall_ms = duration_ms;
+        }
         Ok(vec![draft])
     })?;
     Ok(Tested { written: written.remove(0), commit, exit_code, passed })

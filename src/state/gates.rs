@@ -40,6 +40,7 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
                 head_branch: p.head_branch.clone(),
                 head: p.head.clone(),
                 heads: vec![p.head.clone()],
+                head_by: e.actor.clone(),
                 status: PrStatus::Open,
                 opened_at: e.at.clone(),
                 updated_at: e.at.clone(),
@@ -65,6 +66,7 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
             let pr = state.governance.prs.get_mut(&p.pr).expect("checked above");
             pr.head = p.head.clone();
             pr.heads.push(p.head.clone());
+            pr.head_by = e.actor.clone();
             pr.updated_at = e.at.clone();
         }
         Payload::ReviewCommented(p) => {
@@ -293,16 +295,19 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
         Payload::BudgetUpdated(p) => {
             allow(role, &[Role::Ceo], &e.actor, "set budgets")?;
             check_scope(state, &p.scope)?;
-            state.governance.budgets.insert(
-                p.scope.clone(),
-                Budget {
-                    scope: p.scope.clone(),
-                    usd_micros: p.usd_micros,
-                    tokens: p.tokens,
-                    set_by: e.actor.clone(),
-                    set_at: e.at.clone(),
-                },
-            );
+            if p.usd_micros.is_none() && p.tokens.is_none() {
+                return Err("a budget update must set a dollar or a token limit".into());
+            }
+            // A limit not named keeps its value.
+            let previous = state.governance.budgets.get(&p.scope);
+            let budget = Budget {
+                scope: p.scope.clone(),
+                usd_micros: p.usd_micros.or(previous.and_then(|b| b.usd_micros)),
+                tokens: p.tokens.or(previous.and_then(|b| b.tokens)),
+                set_by: e.actor.clone(),
+                set_at: e.at.clone(),
+            };
+            state.governance.budgets.insert(p.scope.clone(), budget);
         }
         other => unreachable!("{} is not a governance event", other.event_type()),
     }

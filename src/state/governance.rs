@@ -32,6 +32,9 @@ pub struct Pr {
     pub head: String,
     /// Every head the PR has had, oldest first.
     pub heads: Vec<String>,
+    /// Who recorded the current head: the author, or whoever ran `pr update`. Their own
+    /// verdict on that head does not count.
+    pub head_by: String,
     pub status: PrStatus,
     pub opened_at: String,
     pub updated_at: String,
@@ -256,7 +259,11 @@ pub fn evaluate_gate(state: &State, pr: &Pr, merger: &str) -> Gate {
         let latest = state.governance.test_runs.iter().rev().find(|t| t.commit == pr.head);
         match latest {
             Some(t) if t.passed => test_run = Some(t.event.clone()),
-            Some(t) => unmet.push(format!("the latest TEST_RUN on head {} failed (exit {:?})", short(&pr.head), t.exit_code)),
+            Some(t) => unmet.push(format!(
+                "the latest TEST_RUN on head {} failed ({})",
+                short(&pr.head),
+                t.exit_code.map_or("killed by a signal".to_string(), |c| format!("exit {c}"))
+            )),
             None => unmet.push(format!("no TEST_RUN on head {} (policy require_tests)", short(&pr.head))),
         }
     }
@@ -277,9 +284,11 @@ fn current_verdicts(state: &State, pr: &Pr) -> (Vec<String>, Vec<String>) {
     (approvals, changes)
 }
 
-/// A review counts when a Senior or the CEO, not the author and still active, wrote it.
+/// A review counts when a Senior or the CEO wrote it who is still active and is neither the
+/// PR's author nor the one who put the reviewed head there.
 fn counts(state: &State, pr: &Pr, review: &Review) -> bool {
     review.by != pr.author
+        && !(review.head == pr.head && review.by == pr.head_by)
         && matches!(review.role, Role::Ceo | Role::Senior)
         && state.agents.get(&review.by).is_some_and(|a| a.status == AgentStatus::Active)
 }

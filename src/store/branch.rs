@@ -107,16 +107,25 @@ impl Store {
         Ok(parsed.tree())
     }
 
-    /// After moving the branch HEAD is on, bring the index and work tree along, if they were
-    /// clean at `old`. Returns false when they were left alone.
-    pub fn follow_checked_out(&self, branch: &str, old: ObjectId, new: ObjectId) -> Result<bool> {
+    /// Whether `branch` is checked out in this work tree with no uncommitted changes.
+    pub fn checked_out_and_clean(&self, branch: &str) -> Result<bool> {
         if self.work_dir().is_none() || self.current_branch().as_deref() != Some(branch) {
             return Ok(false);
         }
-        let status = self.git_output(&["status", "--porcelain", "--untracked-files=no"])?;
-        if !status.status.success() || !status.stdout.is_empty() {
-            return Ok(false);
+        Ok(self.uncommitted()?.is_empty())
+    }
+
+    /// `git status --porcelain` of the work tree: changed, staged and untracked files.
+    pub fn uncommitted(&self) -> Result<String> {
+        let status = self.git_output(&["status", "--porcelain"])?;
+        if !status.status.success() {
+            return Err(Error::internal(format!("git status failed: {}", String::from_utf8_lossy(&status.stderr).trim())));
         }
+        Ok(String::from_utf8_lossy(&status.stdout).into_owned())
+    }
+
+    /// Bring the index and work tree from `old` to `new` (after the checked-out branch moved).
+    pub fn update_work_tree(&self, old: ObjectId, new: ObjectId) -> Result<bool> {
         let output = self.git_output(&["read-tree", "-m", "-u", &old.to_string(), &new.to_string()])?;
         Ok(output.status.success())
     }

@@ -28,13 +28,18 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
             PrStatus::Merged => "merged".to_string(),
             PrStatus::Open => {
                 // Which conditions are open regardless of who merges: evaluate for a senior stand-in.
-                let reviewers = state
+                // "approved" when the gate holds for some active lead other than the author
+                // (a merge can still meet a conflict).
+                let holds = state
                     .agents
                     .values()
-                    .find(|a| a.id != pr.author && matches!(a.role, crate::event::Role::Senior | crate::event::Role::Ceo));
-                match reviewers.map(|r| evaluate_gate(state, pr, &r.id)) {
-                    Some(gate) if gate.unmet.is_empty() => "ready".into(),
-                    _ => "open".into(),
+                    .filter(|a| a.id != pr.author && a.status == crate::state::AgentStatus::Active)
+                    .filter(|a| matches!(a.role, crate::event::Role::Senior | crate::event::Role::Ceo))
+                    .any(|a| evaluate_gate(state, pr, &a.id).unmet.is_empty());
+                if holds {
+                    "approved".into()
+                } else {
+                    "open".into()
                 }
             }
         };

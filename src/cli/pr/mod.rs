@@ -30,6 +30,6 @@ pub fn run(ctx: &Ctx, actor: Option<&str>, cmd: &Command, out: &mut Out) -> Resu
         Command::Review(args) => review::run(ctx, &ctx.actor(actor)?, args, out),
         Command::Merge(args) => merge::run(ctx, &ctx.actor(actor)?, args, out),
         Command::List(args) => list::run(ctx, args, out),
-        Command::Show(args) => show::run(ctx, args, out),
+        Command::Show(args) => show::run(ctx, actor, args, out),
     }
 }

@@ -40,6 +40,10 @@ pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
         eprintln!("note: a junior's verdict does not count toward the merge gate; recorded as a comment");
     }
     let id = reviewed.written.task.clone().unwrap_or_default();
-    let what = if reviewed.downgraded { "comment".to_string() } else { format!("{verdict:?}").to_lowercase() };
+    let what = match (reviewed.downgraded, verdict) {
+        (true, _) | (false, Verdict::Comment) => "comment",
+        (false, Verdict::Approve) => "approval",
+        (false, Verdict::RequestChanges) => "request for changes",
+    };
     out.written(args.json, &reviewed.written.commit.to_string(), &reviewed.written, &format!("{what} recorded on {} ({id})", args.pr))
 }

@@ -16,11 +16,11 @@ pub struct Args {
     pub json: bool,
 }
 
-pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
+pub fn run(ctx: &Ctx, actor: Option<&str>, args: &Args, out: &mut Out) -> Result<()> {
     let loaded = ctx.load()?;
     let state = &loaded.state;
     let pr = pr::find_pr(state, &args.pr)?;
-    let merger = args.merger.clone().or_else(|| ctx.actor(None).ok()).unwrap_or_default();
+    let merger = args.merger.clone().or_else(|| ctx.actor(actor).ok()).unwrap_or_default();
     let gate = evaluate_gate(state, pr, &merger);
     let tests: Vec<_> = state.governance.test_runs.iter().filter(|t| pr.heads.contains(&t.commit)).collect();
     if args.json {
@@ -43,7 +43,7 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         let stale = if review.head != pr.head { " [older head]" } else { "" };
         rows.push(vec![
             "review".into(),
-            format!("{} ({}) {:?} on {}{stale}: {}", review.by, review.role, review.verdict, &review.head[..10], review.body),
+            format!("{} ({}) {} on {}{stale}: {}", review.by, review.role, verdict_name(review.verdict), &review.head[..10], review.body),
         ]);
     }
     for test in tests {
@@ -62,4 +62,12 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         }
     }
     out.table(&rows)
+}
+
+fn verdict_name(verdict: crate::event::Verdict) -> &'static str {
+    match verdict {
+        crate::event::Verdict::Approve => "approved",
+        crate::event::Verdict::RequestChanges => "requested changes",
+        crate::event::Verdict::Comment => "commented",
+    }
 }
