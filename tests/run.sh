@@ -32,9 +32,15 @@ step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --locked 2>&1 | tee "$log"
 
 step "fixtures against schemas/ (python jsonschema)"
-python3 tests/check_fixtures.py
+python3 tests/check_fixtures.py | tee -a "$log"
 
+# One closing line for the whole suite: every runner's counts added up.
+passed=$(grep -oE '[0-9]+ passed' "$log" | awk '{ s += $1 } END { print s + 0 }')
+failed=$(grep -oE '[0-9]+ failed' "$log" | awk '{ s += $1 } END { print s + 0 }')
 step "all tests passed"
+echo "${passed:-0} passed, ${failed:-0} failed"
