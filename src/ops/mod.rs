@@ -139,7 +139,7 @@ pub fn append(
 ) -> Result<Result<(Vec<Written>, Loaded), crate::store::Moved>> {
     let now = ctx.env.now();
     let signer = PublicKey::of(key).to_openssh();
-    let Loaded { mut state, head, head_clock } = loaded;
+    let Loaded { mut state, head, head_clock, behind } = loaded;
     let expected = head;
     let mut parent = head;
     let mut clock = head_clock.max(state.clock);
@@ -182,8 +182,11 @@ pub fn append(
     if let Err(moved) = ctx.store.update_log(expected, new_head, actor, now)? {
         return Ok(Err(moved));
     }
-    let loaded = Loaded { state, head: Some(new_head), head_clock: clock };
-    replay::write_cache(&ctx.store, &loaded);
+    let mut loaded = Loaded { state, head: Some(new_head), head_clock: clock, behind: behind + written.len() as u64 };
+    if loaded.behind >= replay::CACHE_LAG {
+        replay::write_cache(&ctx.store, &loaded);
+        loaded.behind = 0;
+    }
     maybe_pack(ctx, clock);
     Ok(Ok((written, loaded)))
 }

@@ -23,9 +23,15 @@ use crate::{Error, Result};
 pub struct Loaded {
     pub state: State,
     pub head: Option<ObjectId>,
-    /// The clock the head commit claims (a new event's clock must exceed it).
+    /// The clock of the head (a new event's clock must exceed it).
     pub head_clock: u64,
+    /// Events applied since the state was last written to the cache.
+    pub behind: u64,
 }
+
+/// How far the cache may lag behind the head. Re-encoding a large state costs more than
+/// replaying a few events, so the cache is rewritten only once it is this many events behind.
+pub const CACHE_LAG: u64 = 16;
 
 const CACHE_FILE: &str = "state.bin";
 /// Bump when the reducer's rules or the state's shape change: older caches are then ignored.
@@ -52,8 +58,11 @@ pub fn load(store: &Store) -> Result<Loaded> {
             return Ok(cached.clone());
         }
     }
-    let loaded = advance(store, cached, head)?;
-    write_cache(store, &loaded);
+    let mut loaded = advance(store, cached, head)?;
+    if loaded.behind >= CACHE_LAG {
+        write_cache(store, &loaded);
+        loaded.behind = 0;
+    }
     Ok(loaded)
 }
 
@@ -90,6 +99,7 @@ pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Lo
             let oid = judged.raw.oid;
             loaded.head_clock = replay.step(&mut loaded.state, judged)?;
             loaded.head = Some(oid);
+            loaded.behind += 1;
         }
     }
     Ok(loaded)
@@ -312,7 +322,7 @@ fn read_cache(store: &Store) -> Option<Loaded> {
     if cache.version != CACHE_VERSION || cache.clutch != env!("CARGO_PKG_VERSION") {
         return None;
     }
-    Some(Loaded { state: cache.state, head: Store::parse_oid(&cache.head), head_clock: cache.head_clock })
+    Some(Loaded { state: cache.state, head: Store::parse_oid(&cache.head), head_clock: cache.head_clock, behind: 0 })
 }
 
 /// Best effort: a cache that cannot be written only costs time on the next read.

@@ -175,15 +175,24 @@ impl Store {
 
     /// Commits from `head` back along first parents, newest first, stopping before `stop`.
     /// The flag says whether `stop` was met (false: walked to the root without meeting it).
+    ///
+    /// The walk uses git's commit-graph file when there is one (written by `git gc`), so a long
+    /// log is walked without inflating a single commit.
     pub fn first_parent_chain(&self, head: ObjectId, stop: Option<ObjectId>) -> Result<(Vec<ObjectId>, bool)> {
+        let walk = self
+            .repo
+            .rev_walk([head])
+            .first_parent_only()
+            .use_commit_graph(true)
+            .all()
+            .map_err(|err| Error::internal(format!("cannot walk {LOG_REF}: {err}")))?;
         let mut chain = Vec::new();
-        let mut next = Some(head);
-        while let Some(oid) = next {
+        for info in walk {
+            let oid = info.map_err(|err| Error::internal(format!("cannot walk {LOG_REF}: {err}")))?.id;
             if Some(oid) == stop {
                 return Ok((chain, true));
             }
             chain.push(oid);
-            next = self.parents(oid)?.first().copied();
         }
         Ok((chain, stop.is_none()))
     }
