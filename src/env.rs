@@ -73,3 +73,9 @@ pub fn parse_time(text: &str) -> Result<i64> {
         .map(|t| t.unix_timestamp())
         .map_err(|err| Error::user(format!("'{text}' is not an RFC 3339 time ({err})")).hint("write it like 2026-11-24T08:00:00Z"))
 }
+
+/// Where git's receive-pack keeps a push's objects until its hooks accept them.
+#[allow(clippy::disallowed_methods, reason = "this is the one door")]
+pub fn quarantine() -> Option<String> {
+    std::env::var("GIT_QUARANTINE_PATH").ok().filter(|v| !v.is_empty())
+}

@@ -8,19 +8,23 @@
 mod agent;
 mod artifact;
 mod budget;
+mod clone;
 mod cost;
 pub mod cost_args;
 mod decide;
 mod decision;
+mod hooks;
 mod hr;
 mod init;
 mod log;
 mod output;
 mod pr;
 mod project;
+mod remote;
 mod schemas;
 mod signers;
 mod state;
+mod sync;
 mod task;
 mod test;
 mod verify;
@@ -69,6 +73,14 @@ pub enum Command {
     Cost(cost::Args),
     #[command(subcommand)]
     Hr(hr::Command),
+    #[command(subcommand)]
+    Remote(remote::Command),
+    Sync(sync::Args),
+    Clone(clone::Args),
+    #[command(subcommand)]
+    Hooks(hooks::Command),
+    #[command(subcommand, hide = true)]
+    Hook(hooks::run::Command),
     Log(log::Args),
     State(state::Args),
     Verify(verify::Args),
@@ -102,8 +114,15 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<()> {
     let env = Env::from_process()?;
     let mut out = Out::stdout();
-    if let Command::Schemas(args) = &cli.command {
-        return schemas::run(args, &mut out);
+    match &cli.command {
+        Command::Schemas(args) => return schemas::run(args, &mut out),
+        Command::Clone(args) => return clone::run(env, args, &mut out),
+        Command::Hook(cmd) => return hooks::run::run(&env, cmd),
+        Command::Hooks(cmd) => {
+            let ctx = std::env::current_dir().ok().and_then(|cwd| Store::discover(&cwd).ok()).map(|store| Ctx::new(store, env.clone()));
+            return hooks::run(ctx.as_ref(), cmd, &mut out);
+        }
+        _ => {}
     }
     let cwd = std::env::current_dir().map_err(|err| Error::user(format!("cannot read the current directory: {err}")))?;
     let ctx = Ctx::new(Store::discover(&cwd)?, env);
@@ -125,7 +144,11 @@ fn run(cli: Cli) -> Result<()> {
         Command::State(args) => state::run(&ctx, args, &mut out),
         Command::Verify(args) => verify::run(&ctx, args, &mut out),
         Command::Signers(args) => signers::run(&ctx, args, &mut out),
-        Command::Schemas(_) => unreachable!("handled before opening the repository"),
+        Command::Remote(cmd) => remote::run(&ctx, cmd, &mut out),
+        Command::Sync(args) => sync::run(&ctx, actor, args, &mut out),
+        Command::Schemas(_) | Command::Clone(_) | Command::Hook(_) | Command::Hooks(_) => {
+            unreachable!("handled before opening the repository")
+        }
     }
 }
 

@@ -103,6 +103,7 @@ event_types! {
     FiringProposal(FiringProposal) = "FIRING_PROPOSAL",
     DecisionRecorded(DecisionRecorded) = "DECISION_RECORDED",
     BudgetUpdated(BudgetUpdated) = "BUDGET_UPDATED",
+    LogMerged(LogMerged) = "LOG_MERGED",
 }
 
 impl std::fmt::Display for EventType {
@@ -271,6 +272,7 @@ impl Event {
                 (None, _) => "policy".into(),
             },
             Payload::BudgetUpdated(p) => format!("budget for {}", p.scope),
+            Payload::LogMerged(p) => format!("merged {}", p.merged.iter().map(|m| short(m)).collect::<Vec<_>>().join(", ")),
         }
     }
 }

@@ -319,3 +319,11 @@ pub struct BudgetUpdated {
     #[serde(default)]
     pub tokens: Option<u64>,
 }
+
+/// Two diverged copies of the log joined: the commit's first parent is the local head, the
+/// others are the heads it merges (listed here too, for plain-git readers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogMerged {
+    pub merged: Vec<String>,
+}

@@ -6,10 +6,12 @@
 
 pub mod artifact;
 pub mod governance;
+pub mod hook;
 pub mod org;
 pub mod pr;
 pub mod replay;
 pub mod report;
+pub mod sync;
 pub mod task;
 pub mod test_run;
 pub mod verify;

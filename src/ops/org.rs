@@ -46,6 +46,9 @@ pub fn init(ctx: &Ctx, name: &str, founder: &str, key: Option<&Path>) -> Result<
     let org = written[0].commit;
     git_config(ctx, "clutch.actor", founder)?;
     git_config(ctx, "clutch.orgId", &org.to_string())?;
+    for remote in ctx.store.remotes()? {
+        super::sync::setup_remote(ctx, &remote)?;
+    }
     Ok(Founded { org, founder: founder.to_string(), key_path: ctx.keys.path_for(founder, &public) })
 }
 

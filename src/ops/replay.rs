@@ -185,6 +185,7 @@ fn decode(raw: &RawEvent) -> Result<(Event, Signed), String> {
     let bytes = raw.event_json.as_ref().map_err(Clone::clone)?;
     let event = Event::from_json(bytes)?;
     check_metadata(raw, &event)?;
+    check_parents(raw, &event)?;
     Ok((event, signed))
 }
 
@@ -209,7 +210,7 @@ impl Replay<'_> {
         let mut result = verdict;
         if let Ok((event, _)) = &result {
             for parent in &raw.parents {
-                let parent_clock = self.clock_of(*parent)?;
+                let parent_clock = self.clock_of(state, *parent)?;
                 if event.clock <= parent_clock {
                     result = Err(format!("clock {} is not greater than its parent's clock {parent_clock}", event.clock));
                     break;
@@ -229,7 +230,7 @@ impl Replay<'_> {
                 // clock, so a forged huge clock cannot hold later events hostage.
                 let mut clock = 0;
                 for parent in &raw.parents {
-                    clock = clock.max(self.clock_of(*parent)?);
+                    clock = clock.max(self.clock_of(state, *parent)?);
                 }
                 clock
             }
@@ -238,14 +239,48 @@ impl Replay<'_> {
         Ok(clock)
     }
 
-    fn clock_of(&mut self, oid: ObjectId) -> Result<u64> {
+    /// The effective clock of a commit replayed earlier: what it claims if it was applied,
+    /// its parents' clock if it was refused. Commits replayed in this run are remembered; older
+    /// ones are worked out from the state's list of refused commits, so an incremental replay
+    /// judges clocks exactly as a replay from the root does.
+    fn clock_of(&mut self, state: &State, oid: ObjectId) -> Result<u64> {
         if let Some(clock) = self.clocks.get(&oid) {
             return Ok(*clock);
         }
-        let clock = claimed_clock(&self.store.read_event(oid)?);
+        let hex = oid.to_string();
+        let clock = if state.rejected.iter().any(|r| r.commit == hex) {
+            let mut clock = 0;
+            for parent in self.store.parents(oid)? {
+                clock = clock.max(self.clock_of(state, parent)?);
+            }
+            clock
+        } else {
+            claimed_clock(&self.store.read_event(oid)?)
+        };
         self.clocks.insert(oid, clock);
         Ok(clock)
     }
+}
+
+/// Apply the events that merging `others` into `loaded.head` brings in, exactly as replay does
+/// at a merge commit. Returns the state before the merge commit itself and the highest clock
+/// among the heads being joined (the merge commit's clock must exceed it).
+pub fn apply_side(store: &Store, mut loaded: Loaded, others: &[ObjectId]) -> Result<(Loaded, u64)> {
+    let first = loaded.head.ok_or_else(|| Error::internal("a merge needs a local head"))?;
+    let mut replay = Replay { store, clocks: HashMap::new() };
+    replay.clocks.insert(first, loaded.head_clock);
+    let merged = store.merged_in(first, others)?;
+    let side = topo_order(merged.into_iter().map(|oid| store.read_event(oid)).collect::<Result<Vec<_>>>()?);
+    for raw in side {
+        let verdict = prejudge(&raw);
+        replay.step(&mut loaded.state, Judged { raw, verdict })?;
+        loaded.behind += 1;
+    }
+    let mut highest = loaded.head_clock;
+    for other in others {
+        highest = highest.max(replay.clock_of(&loaded.state, *other)?);
+    }
+    Ok((loaded, highest))
 }
 
 /// Topological order (parents first), ties broken by (clock, commit id).
@@ -287,6 +322,21 @@ fn claimed_clock(raw: &RawEvent) -> u64 {
         .unwrap_or(0)
 }
 
+/// Only LOG_MERGED joins histories, and it names exactly the heads it joins.
+fn check_parents(raw: &RawEvent, event: &Event) -> Result<(), String> {
+    match &event.payload {
+        crate::event::Payload::LogMerged(p) => {
+            let others: Vec<String> = raw.parents.iter().skip(1).map(|p| p.to_string()).collect();
+            if raw.parents.len() < 2 || p.merged != others {
+                return Err("LOG_MERGED must be a merge commit whose other parents are the heads it lists".into());
+            }
+        }
+        _ if raw.parents.len() > 1 => return Err(format!("a {} commit may not have more than one parent", event.event_type())),
+        _ => {}
+    }
+    Ok(())
+}
+
 /// The commit's author, committer, time and trailers must agree with `event.json`.
 fn check_metadata(raw: &RawEvent, event: &Event) -> Result<(), String> {
     let at = crate::env::parse_time(&event.at).map_err(|err| err.message)?;
@@ -314,6 +364,11 @@ fn check_metadata(raw: &RawEvent, event: &Event) -> Result<(), String> {
         return Err(reason);
     }
     Ok(())
+}
+
+/// The cached state, whatever head it is at.
+pub fn load_cached(store: &Store) -> Option<Loaded> {
+    read_cache(store)
 }
 
 fn read_cache(store: &Store) -> Option<Loaded> {

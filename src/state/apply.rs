@@ -263,6 +263,11 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
             });
             state.tasks.get_mut(&id).expect("task exists").updated_at = e.at.clone();
         }
+        Payload::LogMerged(p) => {
+            if p.merged.is_empty() || p.merged.iter().any(|m| !crate::event::is_hex_oid(m)) {
+                return Err("LOG_MERGED must list the heads it merges".into());
+            }
+        }
         Payload::PrOpened(_)
         | Payload::PrUpdated(_)
         | Payload::ReviewCommented(_)

@@ -8,6 +8,7 @@
 
 mod branch;
 mod commit;
+mod remote;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ pub use gix::ObjectId;
 
 pub use branch::{TreeMerge, Worktree};
 pub use commit::RawEvent;
+pub use remote::{Pushed, Scratch};
 
 use crate::event::Event;
 use crate::{Error, Result};
@@ -30,6 +32,8 @@ pub const LOG_REF: &str = "refs/clutch/log";
 /// A git repository holding (or about to hold) an org log.
 pub struct Store {
     repo: gix::Repository,
+    /// Where the derived-state cache lives when not under this repository (server hooks).
+    cache_override: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -56,12 +60,12 @@ impl Store {
             Error::user(format!("not a git repository: {}", dir.display()))
                 .hint("run clutch inside a git repository, or create one with: git init")
         })?;
-        Ok(Store { repo })
+        Ok(Store { repo, cache_override: None })
     }
 
     pub fn open(path: &Path) -> Result<Store> {
         let repo = gix::open(path).map_err(|err| Error::user(format!("cannot open git repository {}: {err}", path.display())))?;
-        Ok(Store { repo })
+        Ok(Store { repo, cache_override: None })
     }
 
     pub fn git_dir(&self) -> &Path {
@@ -74,7 +78,7 @@ impl Store {
 
     /// Where clutch keeps derived, machine-local data for this repository.
     pub fn cache_dir(&self) -> PathBuf {
-        self.repo.common_dir().join("clutch")
+        self.cache_override.clone().unwrap_or_else(|| self.repo.common_dir().join("clutch"))
     }
 
     /// The current head of the org log, if there is one.
@@ -210,6 +214,17 @@ impl Store {
             out.push(info.map_err(|err| Error::internal(format!("cannot walk merge parents: {err}")))?.id);
         }
         Ok(out)
+    }
+
+    /// Whether the object database has this object.
+    pub fn has(&self, oid: ObjectId) -> bool {
+        self.repo.has_object(oid)
+    }
+
+    /// Every commit reachable from `head`.
+    pub fn merged_in_all(&self, head: ObjectId) -> Result<Vec<ObjectId>> {
+        let walk = self.repo.rev_walk([head]).all().map_err(|err| Error::internal(format!("cannot walk history: {err}")))?;
+        walk.map(|info| info.map(|i| i.id).map_err(|err| Error::internal(format!("cannot walk history: {err}")))).collect()
     }
 
     /// Whether `ancestor` is reachable from `descendant`.
