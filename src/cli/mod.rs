@@ -114,6 +114,10 @@ pub fn main() -> i32 {
 fn run(cli: Cli) -> Result<()> {
     let env = Env::from_process()?;
     let mut out = Out::stdout();
+    {
+        use std::io::IsTerminal;
+        crate::ops::replay::set_progress(std::io::stderr().is_terminal() && !wants_json(&cli.command));
+    }
     match &cli.command {
         Command::Schemas(args) => return schemas::run(args, &mut out),
         Command::Clone(args) => return clone::run(env, args, &mut out),
@@ -149,6 +153,18 @@ fn run(cli: Cli) -> Result<()> {
         Command::Schemas(_) | Command::Clone(_) | Command::Hook(_) | Command::Hooks(_) => {
             unreachable!("handled before opening the repository")
         }
+    }
+}
+
+/// Whether a command prints JSON (progress lines stay off then).
+fn wants_json(command: &Command) -> bool {
+    match command {
+        Command::Verify(args) => args.json,
+        Command::Sync(args) => args.json,
+        Command::State(args) => args.json,
+        Command::Log(args) => args.json,
+        Command::Clone(args) => args.json,
+        _ => false,
     }
 }
 

@@ -74,6 +74,17 @@ pub fn load_cold(store: &Store) -> Result<Loaded> {
     }
 }
 
+static PROGRESS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Show a count and a rate on stderr while long replays run (the CLI turns this on when
+/// stderr is a terminal and the output is not JSON).
+pub fn set_progress(on: bool) {
+    PROGRESS.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Replays shorter than this finish before a progress line would help.
+const PROGRESS_FROM: usize = 5_000;
+
 /// Bring `from` (or an empty state) forward to `head`.
 pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Loaded> {
     let stop = from.as_ref().and_then(|l| l.head);
@@ -86,7 +97,15 @@ pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Lo
     if let (Some(h), true) = (loaded.head, found) {
         replay.clocks.insert(h, loaded.head_clock);
     }
-    for chunk in chain.chunks(CHUNK) {
+    let progress = PROGRESS.load(std::sync::atomic::Ordering::Relaxed) && chain.len() >= PROGRESS_FROM;
+    let started = crate::env::monotonic();
+    let total = chain.len();
+    for (n, chunk) in chain.chunks(CHUNK).enumerate() {
+        if progress {
+            let done = n * CHUNK;
+            let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            eprint!("\rverifying events: {done}/{total} ({rate:.0}/s)   ");
+        }
         for judged in judge_all(store, chunk)? {
             if judged.raw.parents.len() > 1 {
                 let merged = store.merged_in(judged.raw.parents[0], &judged.raw.parents[1..])?;
@@ -101,6 +120,10 @@ pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Lo
             loaded.head = Some(oid);
             loaded.behind += 1;
         }
+    }
+    if progress {
+        let rate = total as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        eprintln!("\rverifying events: {total}/{total} ({rate:.0}/s)   ");
     }
     Ok(loaded)
 }
