@@ -38,7 +38,17 @@ const CACHE_FILE: &str = "state.bin";
 /// The cache is postcard (binary): a warm read of a large org is bounded by decoding it.
 const CACHE_VERSION: u32 = 1;
 
-#[derive(serde::Serialize, serde::Deserialize)]
+/// [`Cache`] by reference, for writing without a copy of the state (same fields, same order).
+#[derive(serde::Serialize)]
+struct CacheRef<'a> {
+    version: u32,
+    clutch: &'a str,
+    head: String,
+    head_clock: u64,
+    state: &'a State,
+}
+
+#[derive(serde::Deserialize)]
 struct Cache {
     version: u32,
     clutch: String,
@@ -53,12 +63,17 @@ pub fn load(store: &Store) -> Result<Loaded> {
         return Ok(Loaded::default());
     };
     let cached = read_cache(store);
-    if let Some(cached) = &cached {
+    if let Some(cached) = cached {
         if cached.head == Some(head) {
-            return Ok(cached.clone());
+            return Ok(cached);
         }
+        return refresh(store, advance(store, Some(cached), head)?);
     }
-    let mut loaded = advance(store, cached, head)?;
+    refresh(store, advance(store, None, head)?)
+}
+
+/// Write the cache once it lags far enough behind.
+fn refresh(store: &Store, mut loaded: Loaded) -> Result<Loaded> {
     if loaded.behind >= CACHE_LAG {
         write_cache(store, &loaded);
         loaded.behind = 0;
@@ -407,12 +422,12 @@ fn read_cache(store: &Store) -> Option<Loaded> {
 pub fn write_cache(store: &Store, loaded: &Loaded) {
     let Some(head) = loaded.head else { return };
     let dir = store.cache_dir();
-    let cache = Cache {
+    let cache = CacheRef {
         version: CACHE_VERSION,
-        clutch: env!("CARGO_PKG_VERSION").to_string(),
+        clutch: env!("CARGO_PKG_VERSION"),
         head: head.to_string(),
         head_clock: loaded.head_clock,
-        state: loaded.state.clone(),
+        state: &loaded.state,
     };
     let Ok(bytes) = postcard::to_stdvec(&cache) else { return };
     let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
