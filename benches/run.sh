@@ -81,7 +81,12 @@ fi
 step "cargo build --release; cargo bench --no-run"
 cargo build --release --bin git-clutch
 cargo bench --bench log --no-run
-BIN="$CARGO_TARGET_DIR/release/git-clutch"
+# A private copy: the target directory is shared, and another checkout's build replaces
+# release/git-clutch (cargo gives every checkout of this package the same artifact names).
+mkdir -p "$OUT/bin"
+cp "$CARGO_TARGET_DIR/release/git-clutch" "$OUT/bin/git-clutch.new"
+mv "$OUT/bin/git-clutch.new" "$OUT/bin/git-clutch"
+BIN="$OUT/bin/git-clutch"
 
 # --- in-process harness ---------------------------------------------------------------------
 mkdir -p "$OUT"
@@ -108,8 +113,6 @@ if ! ((REUSE)) || [ -n "${harness_start:-}" ]; then
 fi
 
 # `git clutch` finds the binary on PATH, as it would for a user.
-mkdir -p "$OUT/bin"
-ln -sf "$BIN" "$OUT/bin/git-clutch"
 export PATH="$OUT/bin:$PATH"
 
 # --- whole-process timings ------------------------------------------------------------------
