@@ -11,6 +11,8 @@ use crate::{Error, Result};
 /// Standard output that turns a closed pipe into a quiet exit.
 pub struct Out {
     inner: Box<dyn Write>,
+    /// Indent JSON for a person at a terminal; keep it compact for programs.
+    pretty: bool,
 }
 
 impl std::fmt::Debug for Out {
@@ -21,7 +23,9 @@ impl std::fmt::Debug for Out {
 
 impl Out {
     pub fn stdout() -> Self {
-        Out { inner: Box::new(std::io::BufWriter::new(std::io::stdout().lock())) }
+        use std::io::IsTerminal;
+        let pretty = std::io::stdout().is_terminal();
+        Out { inner: Box::new(std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())), pretty }
     }
 
     pub fn line(&mut self, text: impl AsRef<str>) -> Result<()> {
@@ -30,8 +34,13 @@ impl Out {
     }
 
     pub fn json(&mut self, value: &impl Serialize) -> Result<()> {
-        let text = serde_json::to_string_pretty(value).map_err(|err| Error::internal(format!("cannot encode JSON: {err}")))?;
-        self.line(text)
+        let encoded =
+            if self.pretty { serde_json::to_writer_pretty(&mut self.inner, value) } else { serde_json::to_writer(&mut self.inner, value) };
+        encoded.map_err(|err| match err.io_error_kind() {
+            Some(std::io::ErrorKind::BrokenPipe) => Error { kind: Kind::BrokenPipe, message: String::new(), hint: None },
+            _ => Error::internal(format!("cannot encode JSON: {err}")),
+        })?;
+        self.line("")
     }
 
     /// Columns padded to the widest cell; the last column is not padded.
