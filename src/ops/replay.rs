@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::event::{parse_trailers, Event};
-use crate::sign::sshsig::verify_batch;
+use crate::sign::sshsig::{verify_batch, KeyCache};
 use crate::sign::Signed;
 use crate::state::{self, Rejection, State, Verified};
 use crate::store::{ObjectId, RawEvent, Store};
@@ -188,9 +188,10 @@ fn judge_slice(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
     let mut judged = Vec::with_capacity(oids.len());
     let mut batch = Vec::with_capacity(oids.len());
     let mut signed = Vec::with_capacity(oids.len());
+    let mut keys = KeyCache::default();
     for oid in oids {
         let raw = store.read_event(*oid)?;
-        let verdict = decode(&raw);
+        let verdict = decode(&raw, &mut keys);
         if let Ok((_, sig)) = &verdict {
             batch.push(sig.batch_item(&raw.signed_payload));
             signed.push(judged.len());
@@ -213,13 +214,13 @@ fn judge_slice(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
 }
 
 /// Signature parsed (not yet checked), event decoded, metadata consistent.
-fn decode(raw: &RawEvent) -> Result<(Event, Signed), String> {
+fn decode(raw: &RawEvent, keys: &mut KeyCache) -> Result<(Event, Signed), String> {
     if raw.signature.is_none() {
         // A malformed commit says why in place of its event.json.
         raw.event_json.as_ref().map_err(Clone::clone)?;
     }
     let armored = raw.signature.as_deref().ok_or("the commit is not signed")?;
-    let signed = Signed::parse(armored).map_err(|why| format!("bad signature: {why}"))?;
+    let signed = Signed::parse_with(armored, keys).map_err(|why| format!("bad signature: {why}"))?;
     let bytes = raw.event_json.as_ref().map_err(Clone::clone)?;
     let event = Event::from_json(bytes)?;
     check_metadata(raw, &event)?;
@@ -229,7 +230,7 @@ fn decode(raw: &RawEvent) -> Result<(Event, Signed), String> {
 
 /// Everything about one event that does not need state, signature checked on its own.
 fn prejudge(raw: &RawEvent) -> Result<(Event, String), String> {
-    let (event, signed) = decode(raw)?;
+    let (event, signed) = decode(raw, &mut KeyCache::default())?;
     signed.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
     Ok((event, signed.key.to_openssh()))
 }

@@ -84,6 +84,12 @@ pub struct Signed {
 impl Signed {
     /// Parse an armored SSHSIG. Only Ed25519 in namespace `git` is accepted.
     pub fn parse(armored: &str) -> Result<Signed, String> {
+        Signed::parse_with(armored, &mut KeyCache::default())
+    }
+
+    /// [`Signed::parse`], reusing keys already decoded: an org signs with a handful of keys,
+    /// and decoding a key (a curve point decompression) costs more than the rest of the parse.
+    pub fn parse_with(armored: &str, keys: &mut KeyCache) -> Result<Signed, String> {
         let body = armored
             .trim()
             .strip_prefix(BEGIN)
@@ -118,10 +124,17 @@ impl Signed {
             return Err("signature is not Ed25519".into());
         }
         let sig_bytes: [u8; 64] = sig.string()?.try_into().map_err(|_| "Ed25519 signature is not 64 bytes")?;
-        let key = PublicKey::from_bytes(&key_bytes).map_err(|_| "signature carries an invalid Ed25519 key")?;
-        if key.verifying_key().is_weak() {
-            return Err("signature carries a weak (small-order) Ed25519 key".into());
-        }
+        let key = match keys.0.get(&key_bytes) {
+            Some(key) => *key,
+            None => {
+                let key = PublicKey::from_bytes(&key_bytes).map_err(|_| "signature carries an invalid Ed25519 key")?;
+                if key.verifying_key().is_weak() {
+                    return Err("signature carries a weak (small-order) Ed25519 key".into());
+                }
+                keys.0.insert(key_bytes, key);
+                key
+            }
+        };
         Ok(Signed { key, signature: Signature::from_bytes(&sig_bytes), hash_alg })
     }
 
@@ -138,6 +151,10 @@ impl Signed {
         (message(self.hash_alg, payload), self.signature, *self.key.verifying_key())
     }
 }
+
+/// Decoded public keys by their bytes (valid, non-weak keys only).
+#[derive(Debug, Default)]
+pub struct KeyCache(std::collections::HashMap<[u8; 32], PublicKey>);
 
 /// Check many signatures at once; true when every one holds. On false, check them one by one
 /// to find which failed.
