@@ -7,6 +7,7 @@
 mod common;
 
 mod governance;
+mod sync;
 mod test_audit;
 mod test_concurrency;
 mod test_errors;
