@@ -29,6 +29,7 @@ pub mod env;
 pub mod error;
 pub mod event;
 pub mod ops;
+pub mod runtime;
 pub mod sign;
 pub mod state;
 pub mod store;

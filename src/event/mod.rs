@@ -104,6 +104,10 @@ event_types! {
     DecisionRecorded(DecisionRecorded) = "DECISION_RECORDED",
     BudgetUpdated(BudgetUpdated) = "BUDGET_UPDATED",
     LogMerged(LogMerged) = "LOG_MERGED",
+    AgentConfigured(AgentConfigured) = "AGENT_CONFIGURED",
+    RunStarted(RunStarted) = "RUN_STARTED",
+    RunFinished(RunFinished) = "RUN_FINISHED",
+    RunRefused(RunRefused) = "RUN_REFUSED",
 }
 
 impl std::fmt::Display for EventType {
@@ -272,6 +276,12 @@ impl Event {
                 (None, _) => "policy".into(),
             },
             Payload::BudgetUpdated(p) => format!("budget for {}", p.scope),
+            Payload::AgentConfigured(p) => format!("{} runs on {}", p.agent, p.runtime),
+            Payload::RunStarted(p) => {
+                format!("{} starts a {:?} run on {}", p.agent, p.purpose, p.runtime).replace("Work", "work").replace("Review", "review")
+            }
+            Payload::RunFinished(p) => format!("{} {:?}: {}", p.run, p.status, p.summary).to_lowercase(),
+            Payload::RunRefused(p) => format!("{} refused: {}", p.agent, p.reason),
             Payload::LogMerged(p) => format!("merged {}", p.merged.iter().map(|m| short(m)).collect::<Vec<_>>().join(", ")),
         }
     }

@@ -327,3 +327,70 @@ pub struct BudgetUpdated {
 pub struct LogMerged {
     pub merged: Vec<String>,
 }
+
+/// An agent's runtime definition: which runtime runs it and that runtime's settings
+/// (`command`, `model`, `allowed_tools`, `timeout_s`, `test_command`, …). Values may
+/// reference secrets as `secret:NAME`; secrets themselves never enter the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfigured {
+    pub agent: String,
+    pub runtime: String,
+    #[serde(default)]
+    pub settings: std::collections::BTreeMap<String, String>,
+}
+
+/// What a run is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunPurpose {
+    /// Work a task: change files on its branch, open or update its PR.
+    Work,
+    /// Review a PR's head.
+    Review,
+}
+
+/// An agent run begins. Its id is `r-` and the first hex digits of this commit's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunStarted {
+    pub agent: String,
+    pub runtime: String,
+    pub purpose: RunPurpose,
+    #[serde(default)]
+    pub pr: Option<String>,
+    /// The commit the run starts from.
+    pub base: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+}
+
+/// An agent run ended; the envelope's cost is what the run cost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunFinished {
+    pub run: String,
+    pub status: RunStatus,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    pub summary: String,
+    /// The commit the run produced on the task branch, if any.
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+/// A run was refused before it started (a budget it cannot fit, a runtime that is missing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunRefused {
+    pub agent: String,
+    pub reason: String,
+}

@@ -11,10 +11,14 @@ pub mod org;
 pub mod pr;
 pub mod replay;
 pub mod report;
+pub mod run;
 pub mod sync;
 pub mod task;
 pub mod test_run;
 pub mod verify;
+pub mod work;
+
+use std::path::Path;
 
 use ed25519_dalek::SigningKey;
 
@@ -39,6 +43,21 @@ impl Ctx {
     pub fn new(store: Store, env: Env) -> Self {
         let keys = KeyStore::new(env.keys_dir());
         Ctx { store, env, keys }
+    }
+
+    /// The same context with its own repository handle, for another thread (a gix
+    /// repository is not shared between threads).
+    pub fn reopen(&self) -> Result<Ctx> {
+        Ctx::open(&self.place(), self.env.clone())
+    }
+
+    /// Where this repository is: what [`Ctx::open`] takes to open it again.
+    pub fn place(&self) -> std::path::PathBuf {
+        self.store.work_dir().map(Path::to_path_buf).unwrap_or_else(|| self.store.git_dir().to_path_buf())
+    }
+
+    pub fn open(place: &Path, env: Env) -> Result<Ctx> {
+        Ok(Ctx::new(Store::open(place)?, env))
     }
 
     /// State at the current head (cached), checked against the org pin.

@@ -182,6 +182,8 @@ fn push(ctx: &Ctx, remote: &str, ours: ObjectId, theirs: Option<ObjectId>, repor
             Err(Error::user(format!("'{remote}' refused the log: {why}"))
                 .hint("the remote's hook checks every event; see: git clutch verify"))
         }
+        Pushed::RefusedHere(why) => Err(Error::user(format!("this repository's pre-push hook stopped the push: {why}"))
+            .hint("nothing was sent; see: git clutch verify")),
     }
 }
 

@@ -268,6 +268,9 @@ pub fn apply(state: &mut State, v: &Verified<'_>) -> Result<Applied, String> {
                 return Err("LOG_MERGED must list the heads it merges".into());
             }
         }
+        Payload::AgentConfigured(_) | Payload::RunStarted(_) | Payload::RunFinished(_) | Payload::RunRefused(_) => {
+            applied = super::runs::apply(state, v, role)?;
+        }
         Payload::PrOpened(_)
         | Payload::PrUpdated(_)
         | Payload::ReviewCommented(_)
@@ -328,6 +331,11 @@ fn finish(state: &mut State, e: &Event) {
     if let Some(task) = e.task.as_ref().and_then(|t| state.tasks.get_mut(t)) {
         task.spend.add(&e.cost);
     }
+    if let Payload::RunFinished(p) = &e.payload {
+        if let Some(run) = state.runs.get_mut(&p.run) {
+            run.spend.add(&e.cost);
+        }
+    }
 }
 
 pub(super) fn new_agent(id: &str, role: Role, key: &str, e: &Event, commit: &str) -> Agent {
@@ -341,6 +349,7 @@ pub(super) fn new_agent(id: &str, role: Role, key: &str, e: &Event, commit: &str
         joined_by: commit.to_string(),
         spend: Spend::default(),
         events: 0,
+        runtime: None,
     }
 }
 

@@ -8,6 +8,7 @@ pub mod apply;
 mod gates;
 pub mod governance;
 mod graph;
+mod runs;
 
 use std::collections::BTreeMap;
 
@@ -17,6 +18,7 @@ pub use apply::{apply, Applied, Verified};
 pub use gates::check_scope as gates_check_scope;
 pub use governance::{evaluate_gate, Governance, Policy, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus};
 pub use graph::would_cycle;
+pub use runs::spent_budget;
 
 use crate::event::{Cost, Role, TaskStatus};
 
@@ -36,6 +38,10 @@ pub struct State {
     pub spend: Spend,
     /// PRs, reviews, test runs, policy, proposals, decisions, budgets.
     pub governance: Governance,
+    /// Agent runs, by id.
+    pub runs: BTreeMap<String, Run>,
+    /// Runs refused before they started: (agent, reason, event).
+    pub refused_runs: Vec<(String, String, String)>,
     /// Events that were refused, in replay order.
     pub rejected: Vec<Rejection>,
 }
@@ -71,6 +77,32 @@ pub struct Agent {
     pub spend: Spend,
     /// Events this agent signed that were applied.
     pub events: u64,
+    /// How the agent runs, when it is an automated agent.
+    pub runtime: Option<RuntimeDef>,
+}
+
+/// An agent's runtime and its settings (AGENT_CONFIGURED).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeDef {
+    pub runtime: String,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// One agent run, from RUN_STARTED to RUN_FINISHED.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub agent: String,
+    pub runtime: String,
+    pub purpose: crate::event::RunPurpose,
+    pub task: Option<String>,
+    pub pr: Option<String>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: Option<crate::event::RunStatus>,
+    pub summary: Option<String>,
+    pub commit: Option<String>,
+    pub spend: Spend,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

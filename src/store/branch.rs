@@ -169,3 +169,50 @@ impl Drop for Worktree {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+impl Store {
+    /// A worktree on `branch`, (re)set to `start`, removed when dropped. Used by runs: each
+    /// (agent, task) gets its own.
+    pub fn branch_worktree(&self, branch: &str, start: ObjectId, name: &str) -> Result<Worktree> {
+        let dir = self.cache_dir().join("worktrees").join(name);
+        if dir.exists() {
+            let _ = Command::new("git").arg("--git-dir").arg(self.git_dir()).args(["worktree", "remove", "--force"]).arg(&dir).output();
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(self.git_dir())
+            .args(["worktree", "add", "--quiet", "--force", "-B", branch])
+            .arg(&dir)
+            .arg(start.to_string())
+            .output()
+            .map_err(|err| Error::internal(format!("cannot run git worktree: {err}")))?;
+        if !output.status.success() {
+            return Err(Error::internal(format!("cannot check out {branch}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+        }
+        Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
+    }
+
+    /// Stage everything in a worktree and return the tree it makes.
+    pub fn stage_all(&self, worktree: &Path) -> Result<ObjectId> {
+        let run = |args: &[&str]| {
+            Command::new("git")
+                .arg("-C")
+                .arg(worktree)
+                .args(args)
+                .output()
+                .map_err(|err| Error::internal(format!("cannot run git {}: {err}", args.join(" "))))
+        };
+        let added = run(&["add", "-A"])?;
+        if !added.status.success() {
+            return Err(Error::internal(format!("git add failed: {}", String::from_utf8_lossy(&added.stderr).trim())));
+        }
+        let tree = run(&["write-tree"])?;
+        let hex = String::from_utf8_lossy(&tree.stdout).trim().to_string();
+        ObjectId::from_hex(hex.as_bytes())
+            .map_err(|_| Error::internal(format!("git write-tree failed: {}", String::from_utf8_lossy(&tree.stderr).trim())))
+    }
+}

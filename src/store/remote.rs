@@ -16,6 +16,8 @@ pub enum Pushed {
     Stale(String),
     /// The remote refused for a reason retrying will not fix (its hook, permissions).
     Refused(String),
+    /// This repository's own pre-push hook stopped the push before anything left.
+    RefusedHere(String),
 }
 
 impl Store {
@@ -50,7 +52,9 @@ impl Store {
     /// Fetch the remote's org log; `None` when the remote has none. Nothing but FETCH_HEAD
     /// and unreferenced objects changes here: the caller decides what to do with the head.
     pub fn fetch_log(&self, remote: &str) -> Result<Option<ObjectId>> {
-        let output = self.run_git(&["fetch", "--quiet", "--no-tags", remote, LOG_REF])?;
+        // `--refmap=`: the configured refspecs must not move refs/remotes/<remote>/clutch/log
+        // before the fetched log has been checked (a foreign org's log must change nothing).
+        let output = self.run_git(&["fetch", "--quiet", "--no-tags", "--refmap=", remote, LOG_REF])?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             if stderr.contains("couldn't find remote ref") {
@@ -78,13 +82,30 @@ impl Store {
             return Ok(Pushed::Ok);
         }
         let line = stdout.lines().find(|l| l.starts_with('!')).unwrap_or("").to_string();
-        if line.contains("stale info") || line.contains("fetch first") || line.contains("non-fast-forward") {
+        let raced = ["stale info", "fetch first", "non-fast-forward", "failed to update ref", "cannot lock ref"];
+        if raced.iter().any(|r| line.contains(r) || stderr.contains(r)) {
             return Ok(Pushed::Stale(line));
         }
-        let remote_says: Vec<&str> =
-            stderr.lines().filter_map(|l| l.strip_prefix("remote: ")).map(str::trim).filter(|l| !l.is_empty()).collect();
-        let reason = if remote_says.is_empty() { format!("{} {}", line.trim(), stderr.trim()) } else { remote_says.join("; ") };
-        Ok(Pushed::Refused(reason))
+        // Say why in one line: clutch's own refusals (from the remote's pre-receive, or from the
+        // local pre-push) when there are any, else what git or the remote said.
+        let refusals: Vec<&str> = stderr
+            .lines()
+            .map(|l| l.strip_prefix("remote: ").unwrap_or(l).trim())
+            .filter_map(|l| l.strip_prefix("clutch: refused: "))
+            .collect();
+        let by_remote = stderr.lines().any(|l| l.starts_with("remote: "));
+        let reason = if !refusals.is_empty() {
+            refusals.join("; ")
+        } else {
+            let remote_says: Vec<&str> =
+                stderr.lines().filter_map(|l| l.strip_prefix("remote: ")).map(str::trim).filter(|l| !l.is_empty()).collect();
+            if remote_says.is_empty() {
+                line.trim().trim_start_matches('!').trim().to_string()
+            } else {
+                remote_says.join("; ")
+            }
+        };
+        Ok(if by_remote || refusals.is_empty() { Pushed::Refused(reason) } else { Pushed::RefusedHere(reason) })
     }
 
     /// Record where the remote's log is (`refs/remotes/<remote>/clutch/log`).

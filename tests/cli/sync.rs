@@ -788,7 +788,7 @@ fn pre_push_catches_a_forged_event_before_it_leaves() {
     assert!(!out.stderr.contains("remote: clutch"), "the client refused, not the server:\n{out}");
     assert_eq!(server.refs(&env).0, honest, "nothing left:\n{out}");
     let refused = clutch_as_at(&env, &env.repo, "alice", &["sync"]).code(1);
-    assert!(refused.stderr.starts_with("error: 'origin' refused the log: "), "{refused}");
+    assert!(refused.stderr.starts_with("error: this repository's pre-push hook stopped the push: "), "{refused}");
     assert!(refused.stderr.contains(&format!("carries an invalid event {forged}")), "sync names the forged event:\n{refused}");
     assert_eq!(server.refs(&env).0, honest);
 

@@ -1,0 +1,308 @@
+//! `git clutch run`: one agent run, pull → run → push.
+//!
+//! pull: the agent's definition and runtime, the budget gate (a run the remaining budget cannot
+//! cover is refused and RUN_REFUSED recorded), a worktree on `clutch/<agent>/<task>` from the
+//! base branch (or the PR's head when it is being reworked), the task, its dependencies'
+//! outcomes and the PR's reviews. run: the runtime. push: the worktree's changes as a commit
+//! signed with the agent's key, the PR opened or updated, the agent's test command recorded as
+//! TEST_RUN, and RUN_STARTED / RUN_FINISHED with status, duration and cost.
+
+use crate::event::{Cost, Payload, RunFinished, RunPurpose, RunRefused, RunStarted, RunStatus, TaskStatus, Verdict};
+use crate::runtime::{self, Job, Outcome, TaskBrief};
+use crate::sign::PublicKey;
+use crate::state::{PrStatus, State};
+use crate::store::ObjectId;
+use crate::{Error, Result};
+
+use super::{pr, task, test_run, transact, Ctx, Draft};
+
+/// What one run did.
+#[derive(Debug, serde::Serialize)]
+pub struct RunReport {
+    pub run: String,
+    pub agent: String,
+    pub task: String,
+    pub purpose: RunPurpose,
+    pub status: RunStatus,
+    pub summary: String,
+    /// The commit pushed to the task branch, if the run changed files.
+    pub commit: Option<String>,
+    pub pr: Option<String>,
+    /// For review runs: the verdict recorded.
+    pub verdict: Option<Verdict>,
+    pub tests_passed: Option<bool>,
+}
+
+fn record(ctx: &Ctx, agent: &str, drafts: Vec<Draft>) -> Result<Vec<super::Written>> {
+    Ok(transact(ctx, agent, |_| Ok(drafts.clone()))?.0)
+}
+
+/// The agent's runtime, or a recorded refusal.
+fn runtime_of(ctx: &Ctx, state: &State, agent: &str, task: &str) -> Result<(Box<dyn runtime::Runtime>, crate::state::RuntimeDef)> {
+    let def = state.agents.get(agent).and_then(|a| a.runtime.clone()).ok_or_else(|| {
+        Error::user(format!("agent '{agent}' has no runtime"))
+            .hint(format!("define one: git clutch agent config {agent} --runtime in-process --runtime-opt program=worker"))
+    })?;
+    match runtime::find(&def.runtime) {
+        Some(rt) => Ok((rt, def)),
+        None => {
+            refuse(ctx, state, agent, task, &format!("no runtime named '{}' (known: {})", def.runtime, runtime::NAMES.join(", ")))?;
+            Err(Error::user(format!("agent '{agent}' uses runtime '{}', which this clutch does not have", def.runtime)))
+        }
+    }
+}
+
+fn refuse(ctx: &Ctx, state: &State, agent: &str, task: &str, reason: &str) -> Result<()> {
+    let mut draft = Draft::new(Payload::RunRefused(RunRefused { agent: agent.to_string(), reason: reason.to_string() }));
+    if let Some(t) = state.tasks.get(task) {
+        draft = draft.task(t);
+    }
+    record(ctx, agent, vec![draft])?;
+    Ok(())
+}
+
+fn brief(state: &State, id: &str) -> TaskBrief {
+    let t = &state.tasks[id];
+    TaskBrief { id: t.id.clone(), title: t.title.clone(), description: t.description.clone(), project: t.project.clone() }
+}
+
+fn prompt(job: &Job) -> String {
+    let mut text = format!("You are {}, working task {}: {}\n", job.agent, job.task.id, job.task.title);
+    if let Some(description) = &job.task.description {
+        text.push_str(&format!("\n{description}\n"));
+    }
+    for (id, title, status) in &job.dependencies {
+        text.push_str(&format!("\nIt builds on {id} ({title}), which is {status}."));
+    }
+    for (by, verdict, body) in &job.reviews {
+        text.push_str(&format!("\nReview by {by} ({verdict:?}): {body}"));
+    }
+    text.push_str("\n\nMake the change in the current directory. Do not commit: clutch commits and opens the PR.\n");
+    text
+}
+
+/// Work `task` as `agent`: claim and start it if needed, run, push.
+pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
+    let loaded = ctx.load()?;
+    let state = &loaded.state;
+    let task = state.find_task(task_id).map_err(|why| Error::user(why).hint("see the tasks with: git clutch task list"))?.clone();
+    let (rt, def) = runtime_of(ctx, state, agent, &task.id)?;
+    match task.assignee.as_deref() {
+        None => {
+            task::claim(ctx, agent, &task.id)?;
+        }
+        Some(a) if a == agent => {}
+        Some(other) => return Err(Error::conflict(format!("task {} is assigned to {other}, not {agent}", task.id))),
+    }
+    let state = ctx.load()?.state;
+    if state.tasks[&task.id].status == TaskStatus::Assigned {
+        task::set_status(ctx, agent, &task.id, TaskStatus::InProgress, None, Cost::default())?;
+    }
+    let state = ctx.load()?.state;
+    if let Some(spent) = crate::state::spent_budget(&state, agent, Some(&task.id)) {
+        let reason = format!("the budget of {spent} is spent");
+        refuse(ctx, &state, agent, &task.id, &reason)?;
+        return Err(Error::user(format!("run refused: {reason}")).hint("raise it with: git clutch budget set --scope … (CEO)"));
+    }
+    let open_pr = state.governance.prs.values().find(|p| p.task == task.id && p.author == agent && p.status == PrStatus::Open).cloned();
+    let base_branch = def.settings.get("base").cloned().unwrap_or_else(|| "main".into());
+    let branch = match &open_pr {
+        Some(p) => p.head_branch.clone(),
+        None => format!("clutch/{agent}/{}", task.id),
+    };
+    let start = match &open_pr {
+        Some(p) => ObjectId::from_hex(p.head.as_bytes()).map_err(|_| Error::internal("bad PR head"))?,
+        None => ctx
+            .store
+            .branch(&base_branch)?
+            .ok_or_else(|| Error::user(format!("no branch '{base_branch}' to start from")).hint("commit to it first"))?,
+    };
+    let reviews = open_pr
+        .as_ref()
+        .map(|p| p.reviews.iter().filter(|r| r.head == p.head).map(|r| (r.by.clone(), r.verdict, r.body.clone())).collect())
+        .unwrap_or_default();
+    let dependencies = task
+        .after
+        .iter()
+        .filter_map(|d| state.tasks.get(d))
+        .map(|d| (d.id.clone(), d.title.clone(), d.status.as_str().to_string()))
+        .collect();
+    let worktree = ctx.store.branch_worktree(&branch, start, &format!("{agent}-{}", task.id))?;
+    let mut job = Job {
+        agent: agent.to_string(),
+        purpose: RunPurpose::Work,
+        workdir: worktree.path().to_path_buf(),
+        task: brief(&state, &task.id),
+        pr: open_pr.as_ref().map(|p| p.id.clone()),
+        reviews,
+        dependencies,
+        settings: def.settings.clone(),
+        prompt: String::new(),
+    };
+    job.prompt = prompt(&job);
+    if let Err(unavailable) = rt.pull(&job) {
+        refuse(ctx, &state, agent, &task.id, &unavailable.0)?;
+        return Err(Error::user(format!("run refused: {}", unavailable.0)));
+    }
+    let t = &state.tasks[&task.id];
+    let started = record(
+        ctx,
+        agent,
+        vec![Draft::new(Payload::RunStarted(RunStarted {
+            agent: agent.to_string(),
+            runtime: def.runtime.clone(),
+            purpose: RunPurpose::Work,
+            pr: job.pr.clone(),
+            base: start.to_string(),
+        }))
+        .task(t)],
+    )?;
+    let run_id = started[0].applied.created.clone().unwrap_or_default();
+    let mut outcome = rt.run(&job);
+    rt.push(&job, &mut outcome);
+
+    // push: commit what changed, signed by the agent.
+    let mut commit = None;
+    let mut pr_id = job.pr.clone();
+    let mut tests_passed = None;
+    if outcome.status == RunStatus::Succeeded {
+        let tree = ctx.store.stage_all(worktree.path())?;
+        if tree != ctx.store.tree_of(start)? {
+            let agent_state = &state.agents[agent];
+            let key = ctx.keys.load(agent, &PublicKey::parse_openssh(&agent_state.public_key)?)?;
+            let now = ctx.env.now();
+            let message =
+                format!("{}: {}\n\n{}\n\nClutch-Task: {}\nClutch-Run: {}\n", task.id, task.title, outcome.summary, task.id, run_id);
+            let prepared = ctx.store.prepare_merge(tree, &[start], &message, agent, &key, now)?;
+            ctx.store.write(&prepared)?;
+            if ctx.store.update_ref(&format!("refs/heads/{branch}"), Some(start), prepared.oid, agent, now, "clutch: run")?.is_err() {
+                return Err(Error::conflict(format!("branch {branch} moved during the run")));
+            }
+            commit = Some(prepared.oid);
+            match &open_pr {
+                Some(p) => {
+                    pr::update(ctx, agent, &p.id, Cost::default())?;
+                }
+                None => {
+                    let opened = pr::open(
+                        ctx,
+                        agent,
+                        &pr::Open { task: &task.id, head_branch: Some(&branch), base: &base_branch, title: None, cost: Cost::default() },
+                    )?;
+                    pr_id = opened.applied.created.clone();
+                }
+            }
+            if let (Some(test), Some(pr_id)) = (def.settings.get("test_command"), &pr_id) {
+                let command = vec!["sh".to_string(), "-c".to_string(), test.clone()];
+                let tested =
+                    test_run::run(ctx, agent, &test_run::Run { task: None, pr: Some(pr_id), command: &command, cost: Cost::default() })?;
+                tests_passed = Some(tested.passed);
+            }
+        }
+    }
+    drop(worktree);
+    finish(ctx, agent, &state, &task.id, &run_id, &outcome, commit)?;
+    Ok(RunReport {
+        run: run_id,
+        agent: agent.to_string(),
+        task: task.id.clone(),
+        purpose: RunPurpose::Work,
+        status: outcome.status,
+        summary: outcome.summary,
+        commit: commit.map(|c| c.to_string()),
+        pr: pr_id,
+        verdict: None,
+        tests_passed,
+    })
+}
+
+fn finish(ctx: &Ctx, agent: &str, state: &State, task: &str, run: &str, outcome: &Outcome, commit: Option<ObjectId>) -> Result<()> {
+    let mut draft = Draft::new(Payload::RunFinished(RunFinished {
+        run: run.to_string(),
+        status: outcome.status,
+        exit_code: outcome.exit_code,
+        duration_ms: outcome.cost.wall_ms,
+        summary: outcome.summary.chars().take(500).collect(),
+        commit: commit.map(|c| c.to_string()),
+    }));
+    if let Some(t) = state.tasks.get(task) {
+        draft = draft.task(t);
+    }
+    draft.cost = outcome.cost.clone();
+    if !outcome.transcript.is_empty() {
+        let tail = &outcome.transcript[outcome.transcript.len().saturating_sub(16 * 1024)..];
+        draft.files = vec![("transcript.txt".to_string(), tail.to_vec())];
+    }
+    record(ctx, agent, vec![draft])?;
+    Ok(())
+}
+
+/// Review a PR's head as `agent` (a Senior or the CEO with a runtime).
+pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
+    let loaded = ctx.load()?;
+    let state = &loaded.state;
+    let pr = pr::find_pr(state, pr_id)?.clone();
+    let (rt, def) = runtime_of(ctx, state, agent, &pr.task)?;
+    if let Some(spent) = crate::state::spent_budget(state, agent, Some(&pr.task)) {
+        let reason = format!("the budget of {spent} is spent");
+        refuse(ctx, state, agent, &pr.task, &reason)?;
+        return Err(Error::user(format!("run refused: {reason}")));
+    }
+    let head = ObjectId::from_hex(pr.head.as_bytes()).map_err(|_| Error::internal("bad PR head"))?;
+    let worktree = ctx.store.temp_worktree(head)?;
+    let mut job = Job {
+        agent: agent.to_string(),
+        purpose: RunPurpose::Review,
+        workdir: worktree.path().to_path_buf(),
+        task: brief(state, &pr.task),
+        pr: Some(pr.id.clone()),
+        reviews: pr.reviews.iter().map(|r| (r.by.clone(), r.verdict, r.body.clone())).collect(),
+        dependencies: Vec::new(),
+        settings: def.settings.clone(),
+        prompt: String::new(),
+    };
+    job.prompt = format!(
+        "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",
+        pr.id, pr.head_branch, pr.task, pr.title
+    );
+    if let Err(unavailable) = rt.pull(&job) {
+        refuse(ctx, state, agent, &pr.task, &unavailable.0)?;
+        return Err(Error::user(format!("run refused: {}", unavailable.0)));
+    }
+    let t = &state.tasks[&pr.task];
+    let started = record(
+        ctx,
+        agent,
+        vec![Draft::new(Payload::RunStarted(RunStarted {
+            agent: agent.to_string(),
+            runtime: def.runtime.clone(),
+            purpose: RunPurpose::Review,
+            pr: Some(pr.id.clone()),
+            base: pr.head.clone(),
+        }))
+        .task(t)],
+    )?;
+    let run_id = started[0].applied.created.clone().unwrap_or_default();
+    let mut outcome = rt.run(&job);
+    rt.push(&job, &mut outcome);
+    drop(worktree);
+    let mut verdict = None;
+    if let (RunStatus::Succeeded, Some((v, body))) = (outcome.status, &outcome.verdict) {
+        let reviewed = pr::review(ctx, agent, &pr.id, *v, body, Cost::default())?;
+        verdict = Some(if reviewed.downgraded { Verdict::Comment } else { *v });
+    }
+    let state = ctx.load()?.state;
+    finish(ctx, agent, &state, &pr.task, &run_id, &outcome, None)?;
+    Ok(RunReport {
+        run: run_id,
+        agent: agent.to_string(),
+        task: pr.task.clone(),
+        purpose: RunPurpose::Review,
+        status: outcome.status,
+        summary: outcome.summary,
+        commit: None,
+        pr: Some(pr.id.clone()),
+        verdict,
+        tests_passed: None,
+    })
+}

@@ -1,0 +1,89 @@
+//! Runtimes: how an agent's work is executed. One trait, three steps (DESIGN §6).
+//!
+//! The generic halves of `pull` and `push` live in `ops::run`: a worktree on the task branch,
+//! the task and its context, the budget check before; a signed commit, the PR, the test run
+//! and the RUN_* events after. A runtime implements [`Runtime::run`] and may extend
+//! [`Runtime::pull`] (check it can run at all) and [`Runtime::push`] (collect extra results).
+//! New runtimes plug in by implementing the trait and adding a line to [`find`].
+
+pub mod in_process;
+pub mod subprocess;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::event::{Cost, RunPurpose, RunStatus, Verdict};
+
+/// Everything a run gets.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub agent: String,
+    pub purpose: RunPurpose,
+    /// The worktree the agent works in (on the task branch, or at the PR head to review).
+    pub workdir: PathBuf,
+    pub task: TaskBrief,
+    /// The PR under work or review, if any.
+    pub pr: Option<String>,
+    /// Review comments on the PR, oldest first: (reviewer, verdict, body).
+    pub reviews: Vec<(String, Verdict, String)>,
+    /// Outcomes of the tasks this one depends on: (task, title, status).
+    pub dependencies: Vec<(String, String, String)>,
+    /// The runtime's settings from the agent definition.
+    pub settings: BTreeMap<String, String>,
+    /// What to tell a model-driven agent.
+    pub prompt: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskBrief {
+    pub id: String,
+    pub title: String,
+    pub description: Option<String>,
+    pub project: Option<String>,
+}
+
+/// What a run produced.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub status: RunStatus,
+    pub exit_code: Option<i32>,
+    pub summary: String,
+    pub cost: Cost,
+    /// For review runs: the verdict and its message.
+    pub verdict: Option<(Verdict, String)>,
+    /// What the agent printed, kept with the run.
+    pub transcript: Vec<u8>,
+}
+
+/// Why a runtime cannot run at all (missing program, unenforceable setting).
+#[derive(Debug, Clone)]
+pub struct Unavailable(pub String);
+
+pub trait Runtime: Send + Sync {
+    fn name(&self) -> &'static str;
+
+    /// Check, before anything is recorded, that this runtime can run the job.
+    fn pull(&self, _job: &Job) -> Result<(), Unavailable> {
+        Ok(())
+    }
+
+    /// Execute the agent in `job.workdir`.
+    fn run(&self, job: &Job) -> Outcome;
+
+    /// Collect results beyond the worktree's changes (none by default).
+    fn push(&self, _job: &Job, _outcome: &mut Outcome) {}
+}
+
+/// The runtime registered under `name`.
+pub fn find(name: &str) -> Option<Box<dyn Runtime>> {
+    match name {
+        "in-process" => Some(Box::new(in_process::InProcess)),
+        "subprocess" => Some(Box::new(subprocess::Subprocess)),
+        _ => None,
+    }
+}
+
+/// Names of the registered runtimes.
+pub const NAMES: &[&str] = &["in-process", "subprocess"];

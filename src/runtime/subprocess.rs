@@ -1,0 +1,164 @@
+//! Any program as an agent. The job goes in as JSON on stdin (and the basics in the
+//! environment: `CLUTCH_TASK_ID`, `CLUTCH_TASK_TITLE`, `CLUTCH_PURPOSE`, `CLUTCH_PR`); the
+//! program works in its current directory (the worktree) and may print one JSON object as the
+//! last line of stdout:
+//!
+//! ```json
+//! {"status": "succeeded", "summary": "…", "verdict": "approve", "message": "…",
+//!  "cost": {"input_tokens": 0, "output_tokens": 0, "usd_micros": 0}}
+//! ```
+//!
+//! Settings: `command` (run with `sh -c`), `timeout_s` (default 600). A program still running
+//! at the timeout is killed and the run recorded as timed out.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Job, Outcome, Runtime, Unavailable};
+use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
+
+#[derive(Debug)]
+pub struct Subprocess;
+
+#[derive(Debug, Default, Deserialize)]
+struct Reply {
+    status: Option<RunStatus>,
+    summary: Option<String>,
+    verdict: Option<Verdict>,
+    message: Option<String>,
+    cost: Option<ReplyCost>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReplyCost {
+    #[serde(default)]
+    input_tokens: u64,
+    #[serde(default)]
+    output_tokens: u64,
+    #[serde(default)]
+    cache_read_tokens: u64,
+    #[serde(default)]
+    cache_write_tokens: u64,
+    #[serde(default)]
+    usd_micros: u64,
+}
+
+impl Runtime for Subprocess {
+    fn name(&self) -> &'static str {
+        "subprocess"
+    }
+
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        match job.settings.get("command") {
+            Some(command) if !command.trim().is_empty() => Ok(()),
+            _ => Err(Unavailable("the subprocess runtime needs a command setting (--runtime-opt command='…')".into())),
+        }
+    }
+
+    fn run(&self, job: &Job) -> Outcome {
+        let started = crate::env::monotonic();
+        let timeout = Duration::from_secs(job.settings.get("timeout_s").and_then(|t| t.parse().ok()).unwrap_or(600));
+        let command = job.settings.get("command").cloned().unwrap_or_default();
+        let failed = |summary: String| Outcome {
+            status: RunStatus::Failed,
+            exit_code: None,
+            summary,
+            cost: Cost { wall_ms: started.elapsed().as_millis() as u64, ..Cost::default() },
+            verdict: None,
+            transcript: Vec::new(),
+        };
+        let spawned = Command::new("sh")
+            .args(["-c", &command])
+            .current_dir(&job.workdir)
+            .env("CLUTCH_TASK_ID", &job.task.id)
+            .env("CLUTCH_TASK_TITLE", &job.task.title)
+            .env("CLUTCH_PURPOSE", if job.purpose == RunPurpose::Work { "work" } else { "review" })
+            .env("CLUTCH_PR", job.pr.clone().unwrap_or_default())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn();
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => return failed(format!("cannot start '{command}': {err}")),
+        };
+        if let Some(mut stdin) = child.stdin.take() {
+            let input = serde_json::to_vec(job).unwrap_or_default();
+            let _ = stdin.write_all(&input);
+        }
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let out_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stdout.read_to_end(&mut buf);
+            buf
+        });
+        let err_thread = std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = stderr.read_to_end(&mut buf);
+            buf
+        });
+        let mut timed_out = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if started.elapsed() >= timeout => {
+                    timed_out = true;
+                    // The whole process group: a shell's children die with it.
+                    let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+                    let _ = child.kill();
+                    break child.wait().ok();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                Err(_) => break None,
+            }
+        };
+        let out = out_thread.join().unwrap_or_default();
+        let err = err_thread.join().unwrap_or_default();
+        let mut transcript = out.clone();
+        transcript.extend_from_slice(&err);
+        let text = String::from_utf8_lossy(&out);
+        let reply: Reply =
+            text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        let exit_code = status.and_then(|s| s.code());
+        let succeeded = status.is_some_and(|s| s.success());
+        let run_status = if timed_out {
+            RunStatus::TimedOut
+        } else if !succeeded {
+            RunStatus::Failed
+        } else {
+            reply.status.unwrap_or(RunStatus::Succeeded)
+        };
+        let summary = if timed_out {
+            format!("killed after {}s", timeout.as_secs())
+        } else {
+            reply.summary.clone().unwrap_or_else(|| {
+                let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                if succeeded {
+                    last
+                } else {
+                    format!("exit {}: {last}", exit_code.map_or("signal".into(), |c| c.to_string()))
+                }
+            })
+        };
+        let cost = match reply.cost {
+            Some(c) => Cost {
+                input_tokens: c.input_tokens,
+                output_tokens: c.output_tokens,
+                cache_read_tokens: c.cache_read_tokens,
+                cache_write_tokens: c.cache_write_tokens,
+                usd_micros: c.usd_micros,
+                wall_ms: started.elapsed().as_millis() as u64,
+                source: if c.usd_micros > 0 { CostSource::Provider } else { CostSource::None },
+            },
+            None => Cost { wall_ms: started.elapsed().as_millis() as u64, ..Cost::default() },
+        };
+        let verdict = reply.verdict.map(|v| (v, reply.message.clone().unwrap_or_default()));
+        Outcome { status: run_status, exit_code, summary, cost, verdict, transcript }
+    }
+}
