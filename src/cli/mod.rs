@@ -13,6 +13,7 @@ mod cost;
 pub mod cost_args;
 mod decide;
 mod decision;
+mod demo;
 mod hooks;
 mod hr;
 mod init;
@@ -21,6 +22,7 @@ mod output;
 mod pr;
 mod project;
 mod remote;
+mod run;
 mod schemas;
 mod signers;
 mod state;
@@ -28,6 +30,7 @@ mod sync;
 mod task;
 mod test;
 mod verify;
+mod work;
 
 use clap::{Parser, Subcommand};
 
@@ -81,6 +84,9 @@ pub enum Command {
     Hooks(hooks::Command),
     #[command(subcommand, hide = true)]
     Hook(hooks::run::Command),
+    Run(run::Args),
+    Work(work::Args),
+    Demo(demo::Args),
     Log(log::Args),
     State(state::Args),
     Verify(verify::Args),
@@ -121,6 +127,7 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Schemas(args) => return schemas::run(args, &mut out),
         Command::Clone(args) => return clone::run(env, args, &mut out),
+        Command::Demo(args) => return demo::run(&env, args, &mut out),
         Command::Hook(cmd) => return hooks::run::run(&env, cmd),
         Command::Hooks(cmd) => {
             let ctx = std::env::current_dir().ok().and_then(|cwd| Store::discover(&cwd).ok()).map(|store| Ctx::new(store, env.clone()));
@@ -150,7 +157,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Signers(args) => signers::run(&ctx, args, &mut out),
         Command::Remote(cmd) => remote::run(&ctx, cmd, &mut out),
         Command::Sync(args) => sync::run(&ctx, actor, args, &mut out),
-        Command::Schemas(_) | Command::Clone(_) | Command::Hook(_) | Command::Hooks(_) => {
+        Command::Run(args) => run::run(&ctx, actor, args, &mut out),
+        Command::Work(args) => work::run(&ctx, args, &mut out),
+        Command::Schemas(_) | Command::Clone(_) | Command::Demo(_) | Command::Hook(_) | Command::Hooks(_) => {
             unreachable!("handled before opening the repository")
         }
     }

@@ -43,6 +43,11 @@ impl Out {
         self.line("")
     }
 
+    /// Send what is buffered, before other output (progress lines) interleaves with it.
+    pub fn flush(&mut self) -> Result<()> {
+        self.inner.flush().map_err(io_error)
+    }
+
     /// Columns padded to the widest cell; the last column is not padded.
     pub fn table(&mut self, rows: &[Vec<String>]) -> Result<()> {
         let columns = rows.iter().map(Vec::len).max().unwrap_or(0);

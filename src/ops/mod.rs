@@ -5,6 +5,7 @@
 //! against stale state (two claims of one task) is re-judged.
 
 pub mod artifact;
+pub mod demo;
 pub mod governance;
 pub mod hook;
 pub mod org;

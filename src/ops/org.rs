@@ -120,3 +120,38 @@ pub fn project_new(ctx: &Ctx, actor: &str, name: &str, description: Option<&str>
     })?;
     Ok(written.remove(0))
 }
+
+/// Define how an agent runs (CEO): AGENT_CONFIGURED.
+pub fn configure(
+    ctx: &Ctx,
+    actor: &str,
+    agent: &str,
+    runtime: &str,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Result<Written> {
+    if crate::runtime::find(runtime).is_none() {
+        return Err(Error::user(format!("no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", "))));
+    }
+    let (mut written, _) = transact(ctx, actor, |state| {
+        if state.active_agent(agent).is_none() {
+            return Err(Error::user(format!("'{agent}' is not an active agent")));
+        }
+        Ok(vec![Draft::new(Payload::AgentConfigured(crate::event::AgentConfigured {
+            agent: agent.to_string(),
+            runtime: runtime.to_string(),
+            settings: settings.clone(),
+        }))])
+    })?;
+    Ok(written.remove(0))
+}
+
+/// `KEY=VALUE` pairs from the command line.
+pub fn parse_settings(items: &[String]) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut settings = std::collections::BTreeMap::new();
+    for item in items {
+        let (key, value) = item.split_once('=').ok_or_else(|| Error::usage(format!("--runtime-opt '{item}' is not KEY=VALUE")))?;
+        check_id("setting", key.trim()).map_err(Error::usage)?;
+        settings.insert(key.trim().to_string(), value.to_string());
+    }
+    Ok(settings)
+}

@@ -1,6 +1,7 @@
 //! `git clutch agent …`: the roster.
 
 mod add;
+mod config;
 mod list;
 mod show;
 
@@ -13,6 +14,7 @@ use super::Out;
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
     Add(add::Args),
+    Config(config::Args),
     List(list::Args),
     Show(show::Args),
 }
@@ -20,6 +22,7 @@ pub enum Command {
 pub fn run(ctx: &Ctx, actor: Option<&str>, cmd: &Command, out: &mut Out) -> Result<()> {
     match cmd {
         Command::Add(args) => add::run(ctx, &ctx.actor(actor)?, args, out),
+        Command::Config(args) => config::run(ctx, &ctx.actor(actor)?, args, out),
         Command::List(args) => list::run(ctx, args, out),
         Command::Show(args) => show::run(ctx, args, out),
     }
