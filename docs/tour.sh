@@ -7,8 +7,10 @@
 # temporary directory with its own CLUTCH_HOME (so no key of yours is touched) and its own git
 # config (so none of your git settings matter): founds an org, adds agents of every role, runs
 # tasks with dependencies through their life, shows a refused action, verifies the log with
-# clutch and with plain git, takes a pull request through review and the merge gate, and
-# finally forges an unsigned event with plain git to show that replay rejects it. Every command
+# clutch and with plain git, takes a pull request through review and the merge gate, shares
+# the log through a bare repository with clutch's pre-receive hook (two clones that work apart
+# and sync), and finally forges an unsigned event with plain git to show that replay rejects it
+# and the server refuses it. Every command
 # is printed before it runs. Exits non-zero if anything does not behave as shown, including a
 # command that was supposed to fail but did not.
 set -euo pipefail
@@ -199,6 +201,38 @@ if command -v ssh-keygen >/dev/null; then
     run git -c gpg.ssh.allowedSignersFile=signers verify-commit main
 fi
 
+say "Share the log: a bare repository stands in for the server, guarded by clutch's pre-receive hook"
+run git init -q --bare -b main "$work/server.git"
+run git clutch hooks install --server "$work/server.git" # the hook runs git-clutch: it must be on the server's PATH
+run git remote add origin "file://$work/server.git"
+run git clutch remote setup # plain git fetch/push now carry refs/clutch/* too, never forced
+run git push origin         # the log and main; the hook checked every event on the way in
+
+say "kim's laptop: a second clone with its own CLUTCH_HOME, holding only kim's key"
+desk_home="$CLUTCH_HOME"
+laptop_home="$work/laptop-home"
+run mkdir -p -m 700 "$laptop_home/keys"
+shell "cp \"\$CLUTCH_HOME\"/keys/kim-* '$laptop_home/keys/'"
+run cd "$work"
+run env CLUTCH_HOME="$laptop_home" git clutch clone "file://$work/server.git" laptop # verifies, pins the org, acts as kim
+
+say "Both work apart, then sync: the desk pushes, the laptop joins the logs (a LOG_MERGED signed by kim), the desk fast-forwards"
+run cd "$work/demo"
+capture T4 git clutch --as sam task new 'Write the README' --project parser
+run git clutch sync
+run cd "$work/laptop"
+run export CLUTCH_HOME="$laptop_home"
+printf '# Grammar notes\nterm and expr are done.\n' >"$work/notes.md"
+run git clutch artifact add "$T3" "$work/notes.md" --kind note
+run git clutch sync
+run cd "$work/demo"
+run export CLUTCH_HOME="$desk_home"
+run git clutch sync
+run git log --graph --format='%h %an %s' -4 refs/clutch/log
+run git rev-parse refs/clutch/log refs/remotes/origin/clutch/log
+run git -C "$work/laptop" rev-parse refs/clutch/log # the same head everywhere
+run git clutch task show "$T3"
+
 say "A forgery with plain git: jo writes a perfect-looking CEO event making 'boss' a CEO with jo's key, unsigned"
 capture CLOCK git log -1 --format='%(trailers:key=Clutch-Clock,valueonly)' refs/clutch/log
 capture_sh JO_KEY "grep '^jo@' signers | cut -d' ' -f3-"
@@ -252,5 +286,10 @@ say "The rest of the org goes on: later events are judged without the rejected o
 run git clutch --as sam task assign "$T2" kim
 run git clutch log -n 3
 fails 1 git clutch verify
+
+say "The server refuses the forged log, so no other clone ever receives it"
+fails 1 git push origin refs/clutch/log
+fails 1 git clutch sync
+run git ls-remote origin refs/clutch/log # still the last good head
 
 say "Tour done in $((SECONDS - started)) s after the build; the org is at $ORG (removed on exit)"
