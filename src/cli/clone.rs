@@ -39,6 +39,9 @@ pub fn run(env: Env, args: &Args, out: &mut Out) -> Result<()> {
         return out.json(&serde_json::json!({ "dir": dir, "sync": report, "actor": actor }));
     }
     out.line(dir.display().to_string())?;
+    for rejection in &report.rejected_in {
+        eprintln!("warning: event {} in the cloned log is refused: {}", rejection.commit, rejection.reason);
+    }
     match actor {
         sync::Actor::Chosen(actor) => eprintln!("cloned the org log ({} events); acting as {actor}", report.events_in),
         sync::Actor::Several(agents) => eprintln!(

@@ -24,7 +24,15 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         for rejection in &report.rejected {
             out.line(format!("{}  {}", rejection.commit, rejection.reason))?;
         }
-        out.line(format!("{} events: {} valid, {} rejected", report.events, report.valid, report.rejected.len()))?;
+        for rejection in &report.superseded {
+            out.line(format!("{}  superseded: {}", rejection.commit, rejection.reason))?;
+        }
+        let superseded = if report.superseded.is_empty() {
+            String::new()
+        } else {
+            format!(", {} superseded by concurrent events", report.superseded.len())
+        };
+        out.line(format!("{} events: {} valid, {} rejected{superseded}", report.events, report.valid, report.rejected.len()))?;
     }
     if report.rejected.is_empty() {
         Ok(())

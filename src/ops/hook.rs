@@ -45,6 +45,9 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
         match (update.old, update.new) {
             (_, None) => refusals.push(format!("deleting {LOG_REF} is refused: the org log is append-only")),
             (old, Some(new)) => {
+                // An old value this side does not have (pre-push, after someone else pushed):
+                // judge the whole log being pushed; the remote will say "fetch first".
+                let old = old.filter(|o| objects.has(*o));
                 if let Some(old) = old {
                     if objects.has(old) && !objects.is_ancestor(old, new)? {
                         refusals.push(format!("{LOG_REF} may only fast-forward: {new} does not contain {old} (the push rewrites history)"));
@@ -66,14 +69,14 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
                 .map(|oid| oid.to_string())
                 .collect();
                 let after = replay::advance(objects, Some(before), new)?;
-                let bad: Vec<String> = after
-                    .state
-                    .rejected
-                    .iter()
-                    .filter(|r| incoming.contains(&r.commit))
-                    .map(|r| format!("{LOG_REF} carries an invalid event {}: {}", r.commit, r.reason))
-                    .collect();
-                refusals.extend(bad);
+                for rejection in after.state.rejected.iter().filter(|r| incoming.contains(&r.commit)) {
+                    let oid = ObjectId::from_hex(rejection.commit.as_bytes()).expect("a rejection names a commit");
+                    // Refused only in the joined order, valid where it was made: superseded by a
+                    // concurrent event, which is how conflicts resolve. Anything else is refused.
+                    if let Some(reason) = replay::refused_on_own_history(objects, oid)? {
+                        refusals.push(format!("{LOG_REF} carries an invalid event {}: {reason}", rejection.commit));
+                    }
+                }
                 match (&after.state.org, pin) {
                     (None, _) => refusals.push(format!("{LOG_REF} does not start with a valid ORG_CREATED")),
                     (Some(org), Some(pin)) if org.id != pin => {
@@ -82,6 +85,10 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
                     _ => {}
                 }
                 final_log = Some(new);
+                if refusals.is_empty() {
+                    // Keep the server's cache warm: the next push replays only what it adds.
+                    replay::write_cache(objects, &after);
+                }
                 final_state = Some(after.state);
             }
         }

@@ -456,3 +456,13 @@ pub fn check_pin(store: &Store, state: &State) -> Result<()> {
     }
     Ok(())
 }
+
+/// Whether `commit`, refused in the merged order of a log, was valid in the history it was
+/// made on. Such an event was overturned by a concurrent one (two claims of one task: replay
+/// order decides which stands) — the log working, not a forgery. A forged or gate-breaking
+/// event is refused on its own history too; then this returns that refusal's reason.
+pub fn refused_on_own_history(store: &Store, commit: ObjectId) -> Result<Option<String>> {
+    let own = advance(store, None, commit)?;
+    let hex = commit.to_string();
+    Ok(own.state.rejected.iter().find(|r| r.commit == hex).map(|r| r.reason.clone()))
+}

@@ -13,19 +13,33 @@ pub struct Report {
     /// Events in the log.
     pub events: u64,
     pub valid: u64,
+    /// Events refused in the log's order that were invalid where they were made too: forged,
+    /// corrupt, or breaking a gate. Any of these makes `verify` fail.
     pub rejected: Vec<Rejection>,
+    /// Events valid where they were made but overturned when concurrent histories were joined
+    /// (the losing one of two claims of a task). They are never applied, and are not errors.
+    pub superseded: Vec<Rejection>,
 }
 
 pub fn verify(ctx: &Ctx) -> Result<Report> {
     let loaded = replay::load_cold(&ctx.store)?;
     let state = &loaded.state;
-    let rejected = state.rejected.clone();
+    let mut rejected = Vec::new();
+    let mut superseded = Vec::new();
+    for rejection in &state.rejected {
+        let oid = crate::store::ObjectId::from_hex(rejection.commit.as_bytes()).expect("a rejection names a commit");
+        match replay::refused_on_own_history(&ctx.store, oid)? {
+            Some(_) => rejected.push(rejection.clone()),
+            None => superseded.push(rejection.clone()),
+        }
+    }
     let report = Report {
         head: loaded.head.map(|h| h.to_string()),
         org: state.org.as_ref().map(|o| o.id.clone()),
-        events: state.events + rejected.len() as u64,
+        events: state.events + state.rejected.len() as u64,
         valid: state.events,
         rejected,
+        superseded,
     };
     if let Some(org) = &state.org {
         if let Some(pinned) = ctx.store.config_string("clutch.orgid") {
