@@ -7,6 +7,7 @@
 mod common;
 
 mod governance;
+mod runtime;
 mod sync;
 mod test_audit;
 mod test_concurrency;
