@@ -35,16 +35,16 @@ pub fn run(ctx: &Ctx, actor: Option<&str>, args: &Args, out: &mut Out) -> Result
     };
     let report = if args.review { run::review(ctx, &agent, &args.target)? } else { run::work(ctx, &agent, &args.target)? };
     if args.json {
-        return out.json(&report);
+        out.json(&report)?;
+    } else {
+        out.line(&report.run)?;
+        let status = match report.status {
+            crate::event::RunStatus::Succeeded => "succeeded",
+            crate::event::RunStatus::Failed => "failed",
+            crate::event::RunStatus::TimedOut => "timed out",
+        };
+        eprintln!("{} {status}: {}{}", report.agent, report.summary, report.pr.as_ref().map(|p| format!(" ({p})")).unwrap_or_default());
     }
-    out.line(&report.run)?;
-    eprintln!(
-        "{} {:?}: {}{}",
-        report.agent,
-        report.status,
-        report.summary,
-        report.pr.as_ref().map(|p| format!(" ({p})")).unwrap_or_default()
-    );
     if report.status != crate::event::RunStatus::Succeeded {
         return Err(Error::user(format!("run {} did not succeed: {}", report.run, report.summary)));
     }

@@ -87,6 +87,12 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     let state = &loaded.state;
     let task = state.find_task(task_id).map_err(|why| Error::user(why).hint("see the tasks with: git clutch task list"))?.clone();
     let (rt, def) = runtime_of(ctx, state, agent, &task.id)?;
+    // The budget gate first: a refused run changes nothing but recording the refusal.
+    if let Some(spent) = crate::state::spent_budget(state, agent, Some(&task.id)) {
+        let reason = format!("the budget of {spent} is spent");
+        refuse(ctx, state, agent, &task.id, &reason)?;
+        return Err(Error::user(format!("run refused: {reason}")).hint("raise it with: git clutch budget set --scope … (CEO)"));
+    }
     match task.assignee.as_deref() {
         None => {
             task::claim(ctx, agent, &task.id)?;
@@ -99,11 +105,6 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         task::set_status(ctx, agent, &task.id, TaskStatus::InProgress, None, Cost::default())?;
     }
     let state = ctx.load()?.state;
-    if let Some(spent) = crate::state::spent_budget(&state, agent, Some(&task.id)) {
-        let reason = format!("the budget of {spent} is spent");
-        refuse(ctx, &state, agent, &task.id, &reason)?;
-        return Err(Error::user(format!("run refused: {reason}")).hint("raise it with: git clutch budget set --scope … (CEO)"));
-    }
     let open_pr = state.governance.prs.values().find(|p| p.task == task.id && p.author == agent && p.status == PrStatus::Open).cloned();
     let base_branch = def.settings.get("base").cloned().unwrap_or_else(|| "main".into());
     let branch = match &open_pr {
@@ -201,6 +202,10 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         }
     }
     drop(worktree);
+    if commit.is_none() && open_pr.is_none() {
+        // Nothing was pushed and no PR points at the branch: do not leave it behind.
+        let _ = ctx.store.delete_ref(&format!("refs/heads/{branch}"), start);
+    }
     finish(ctx, agent, &state, &task.id, &run_id, &outcome, commit)?;
     Ok(RunReport {
         run: run_id,

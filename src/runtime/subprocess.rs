@@ -109,8 +109,11 @@ impl Runtime for Subprocess {
                 Ok(Some(status)) => break Some(status),
                 Ok(None) if started.elapsed() >= timeout => {
                     timed_out = true;
-                    // The whole process group: a shell's children die with it.
-                    let _ = Command::new("kill").args(["-KILL", &format!("-{}", child.id())]).status();
+                    // The whole process group (the child leads it): a shell's children die with
+                    // it. kill(2) directly: the `kill` program mangles negative ids.
+                    if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
+                        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                    }
                     let _ = child.kill();
                     break child.wait().ok();
                 }
@@ -138,11 +141,19 @@ impl Runtime for Subprocess {
             format!("killed after {}s", timeout.as_secs())
         } else {
             reply.summary.clone().unwrap_or_else(|| {
-                let last = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                let last_of = |bytes: &[u8]| {
+                    String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+                };
                 if succeeded {
-                    last
+                    last_of(&out)
                 } else {
-                    format!("exit {}: {last}", exit_code.map_or("signal".into(), |c| c.to_string()))
+                    // Why it failed is usually the last thing it said on stderr.
+                    let said = if err.is_empty() { last_of(&out) } else { last_of(&err) };
+                    match exit_code {
+                        Some(127) => format!("command not found (exit 127): {said}"),
+                        Some(code) => format!("exit {code}: {said}"),
+                        None => format!("killed by a signal: {said}"),
+                    }
                 }
             })
         };

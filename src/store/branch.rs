@@ -132,19 +132,15 @@ impl Store {
 
     /// A temporary detached worktree at `commit`, removed when dropped.
     pub fn temp_worktree(&self, commit: ObjectId) -> Result<Worktree> {
+        let _serial = WORKTREES.lock().unwrap_or_else(|e| e.into_inner());
         let dir = self.cache_dir().join("worktrees").join(format!("{}-{}", &commit.to_string()[..12], std::process::id()));
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
         let path = dir.to_string_lossy().into_owned();
-        let output = Command::new("git")
-            .arg("--git-dir")
-            .arg(self.git_dir())
-            .args(["worktree", "add", "--detach", "--force", &path, &commit.to_string()])
-            .output()
-            .map_err(|err| Error::internal(format!("cannot run git worktree: {err}")))?;
+        let output = worktree_add(self.git_dir(), &["--detach", "--force", &path, &commit.to_string()])?;
         if !output.status.success() {
-            return Err(Error::internal(format!("cannot check out {commit}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+            return Err(Error::internal(format!("cannot check out {commit}: {}", first_line(&output.stderr))));
         }
         Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
     }
@@ -163,8 +159,38 @@ impl Worktree {
     }
 }
 
+/// `git worktree add ARGS`, tried again a few times when it trips over another process adding or
+/// removing a worktree at the same moment.
+fn worktree_add(git_dir: &Path, args: &[&str]) -> Result<std::process::Output> {
+    let mut attempt = 0;
+    loop {
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(git_dir)
+            .args(["worktree", "add"])
+            .args(args)
+            .output()
+            .map_err(|err| Error::internal(format!("cannot run git worktree: {err}")))?;
+        attempt += 1;
+        if output.status.success() || attempt >= 6 {
+            return Ok(output);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20 * attempt));
+    }
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+}
+
+/// `git worktree add` reads every other worktree's admin files, so adding one while another is
+/// being added or removed fails: the runs of one process take turns, and a failed add is tried
+/// again (another process may hold the same moment).
+static WORKTREES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Drop for Worktree {
     fn drop(&mut self) {
+        let _serial = WORKTREES.lock().unwrap_or_else(|e| e.into_inner());
         let _ = Command::new("git").arg("--git-dir").arg(&self.git_dir).args(["worktree", "remove", "--force"]).arg(&self.path).output();
         let _ = std::fs::remove_dir_all(&self.path);
     }
@@ -174,6 +200,7 @@ impl Store {
     /// A worktree on `branch`, (re)set to `start`, removed when dropped. Used by runs: each
     /// (agent, task) gets its own.
     pub fn branch_worktree(&self, branch: &str, start: ObjectId, name: &str) -> Result<Worktree> {
+        let _serial = WORKTREES.lock().unwrap_or_else(|e| e.into_inner());
         let dir = self.cache_dir().join("worktrees").join(name);
         if dir.exists() {
             let _ = Command::new("git").arg("--git-dir").arg(self.git_dir()).args(["worktree", "remove", "--force"]).arg(&dir).output();
@@ -182,18 +209,21 @@ impl Store {
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        let output = Command::new("git")
-            .arg("--git-dir")
-            .arg(self.git_dir())
-            .args(["worktree", "add", "--quiet", "--force", "-B", branch])
-            .arg(&dir)
-            .arg(start.to_string())
-            .output()
-            .map_err(|err| Error::internal(format!("cannot run git worktree: {err}")))?;
+        let dir_text = dir.to_string_lossy().into_owned();
+        let output = worktree_add(self.git_dir(), &["--quiet", "--force", "-B", branch, &dir_text, &start.to_string()])?;
         if !output.status.success() {
-            return Err(Error::internal(format!("cannot check out {branch}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+            return Err(Error::internal(format!("cannot check out {branch}: {}", first_line(&output.stderr))));
         }
         Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
+    }
+
+    /// Delete a ref if it still points at `expected`.
+    pub fn delete_ref(&self, name: &str, expected: ObjectId) -> Result<()> {
+        let output = self.git_output(&["update-ref", "-d", name, &expected.to_string()])?;
+        if !output.status.success() {
+            return Err(Error::internal(format!("cannot delete {name}: {}", first_line(&output.stderr))));
+        }
+        Ok(())
     }
 
     /// Stage everything in a worktree and return the tree it makes.
