@@ -141,24 +141,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         prompt: String::new(),
     };
     job.prompt = prompt(&job);
-    if let Err(unavailable) = rt.pull(&job) {
-        refuse(ctx, &state, agent, &task.id, &unavailable.0)?;
-        return Err(Error::user(format!("run refused: {}", unavailable.0)));
-    }
-    let t = &state.tasks[&task.id];
-    let started = record(
-        ctx,
-        agent,
-        vec![Draft::new(Payload::RunStarted(RunStarted {
-            agent: agent.to_string(),
-            runtime: def.runtime.clone(),
-            purpose: RunPurpose::Work,
-            pr: job.pr.clone(),
-            base: start.to_string(),
-        }))
-        .task(t)],
-    )?;
-    let run_id = started[0].applied.created.clone().unwrap_or_default();
+    let run_id = start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string())?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
 
@@ -221,6 +204,28 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     })
 }
 
+/// The runtime's own check, then RUN_STARTED; a failed check is recorded as RUN_REFUSED.
+/// Returns the run's id.
+fn start_run(ctx: &Ctx, state: &State, rt: &dyn runtime::Runtime, runtime: &str, job: &Job, base: &str) -> Result<String> {
+    if let Err(unavailable) = rt.pull(job) {
+        refuse(ctx, state, &job.agent, &job.task.id, &unavailable.0)?;
+        return Err(Error::user(format!("run refused: {}", unavailable.0)));
+    }
+    let started = record(
+        ctx,
+        &job.agent,
+        vec![Draft::new(Payload::RunStarted(RunStarted {
+            agent: job.agent.clone(),
+            runtime: runtime.to_string(),
+            purpose: job.purpose,
+            pr: job.pr.clone(),
+            base: base.to_string(),
+        }))
+        .task(&state.tasks[&job.task.id])],
+    )?;
+    Ok(started[0].applied.created.clone().unwrap_or_default())
+}
+
 fn finish(ctx: &Ctx, agent: &str, state: &State, task: &str, run: &str, outcome: &Outcome, commit: Option<ObjectId>) -> Result<()> {
     let mut draft = Draft::new(Payload::RunFinished(RunFinished {
         run: run.to_string(),
@@ -270,24 +275,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",
         pr.id, pr.head_branch, pr.task, pr.title
     );
-    if let Err(unavailable) = rt.pull(&job) {
-        refuse(ctx, state, agent, &pr.task, &unavailable.0)?;
-        return Err(Error::user(format!("run refused: {}", unavailable.0)));
-    }
-    let t = &state.tasks[&pr.task];
-    let started = record(
-        ctx,
-        agent,
-        vec![Draft::new(Payload::RunStarted(RunStarted {
-            agent: agent.to_string(),
-            runtime: def.runtime.clone(),
-            purpose: RunPurpose::Review,
-            pr: Some(pr.id.clone()),
-            base: pr.head.clone(),
-        }))
-        .task(t)],
-    )?;
-    let run_id = started[0].applied.created.clone().unwrap_or_default();
+    let run_id = start_run(ctx, state, rt.as_ref(), &def.runtime, &job, &pr.head)?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
     drop(worktree);

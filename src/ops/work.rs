@@ -7,10 +7,10 @@ use std::collections::HashSet;
 
 use crate::event::{Role, TaskStatus, Verdict};
 use crate::state::{evaluate_gate, AgentStatus, PrStatus, State};
-use crate::{Error, Result};
+use crate::Result;
 
 use super::run::{self, RunReport};
-use super::{pr, task, Ctx};
+use super::{pr, Ctx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Until {
@@ -206,11 +206,4 @@ fn plan(state: &State, reviewers: &[String], failures: &HashSet<String>, paralle
     }
     actions.truncate(parallel);
     actions
-}
-
-/// Assign `task` to `agent` as `lead` (used by callers that plan by hand).
-pub fn assign(ctx: &Ctx, lead: &str, task_id: &str, agent: &str) -> Result<()> {
-    task::assign(ctx, lead, task_id, agent)
-        .map(|_| ())
-        .map_err(|err| Error::user(format!("cannot assign {task_id} to {agent}: {}", err.message)))
 }

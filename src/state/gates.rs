@@ -182,24 +182,8 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
             }
             check_key(&p.public_key)?;
             check_text("reason", &p.reason)?;
-            let id = new_id("p-", v.commit, |id| state.governance.proposals.contains_key(id));
-            state.governance.proposals.insert(
-                id.clone(),
-                Proposal {
-                    id: id.clone(),
-                    kind: ProposalKind::Hire,
-                    agent: p.agent.clone(),
-                    role: Some(p.role),
-                    public_key: Some(normalize_key(&p.public_key)),
-                    reason: p.reason.clone(),
-                    by: e.actor.clone(),
-                    at: e.at.clone(),
-                    status: ProposalStatus::Pending,
-                    decision: None,
-                    event: v.commit.to_string(),
-                },
-            );
-            applied.created = Some(id);
+            let proposal = (ProposalKind::Hire, p.agent.clone(), Some(p.role), Some(normalize_key(&p.public_key)), p.reason.clone());
+            applied.created = Some(add_proposal(state, v, proposal));
         }
         Payload::FiringProposal(p) => {
             allow(role, HR, &e.actor, "propose firings")?;
@@ -208,24 +192,8 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
                 return Err("nobody proposes to fire themselves".into());
             }
             check_text("reason", &p.reason)?;
-            let id = new_id("p-", v.commit, |id| state.governance.proposals.contains_key(id));
-            state.governance.proposals.insert(
-                id.clone(),
-                Proposal {
-                    id: id.clone(),
-                    kind: ProposalKind::Fire,
-                    agent: p.agent.clone(),
-                    role: None,
-                    public_key: None,
-                    reason: p.reason.clone(),
-                    by: e.actor.clone(),
-                    at: e.at.clone(),
-                    status: ProposalStatus::Pending,
-                    decision: None,
-                    event: v.commit.to_string(),
-                },
-            );
-            applied.created = Some(id);
+            let proposal = (ProposalKind::Fire, p.agent.clone(), None, None, p.reason.clone());
+            applied.created = Some(add_proposal(state, v, proposal));
         }
         Payload::DecisionRecorded(p) => {
             allow(role, &[Role::Ceo], &e.actor, "record decisions")?;
@@ -313,6 +281,30 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
     }
     Ok(applied)
 }
+
+/// Record a pending proposal made by this event; returns its id (`p-` + 7 hex of the commit).
+fn add_proposal(state: &mut State, v: &Verified<'_>, (kind, agent, role, public_key, reason): ProposalParts) -> String {
+    let e = v.event;
+    let id = new_id("p-", v.commit, |id| state.governance.proposals.contains_key(id));
+    let proposal = Proposal {
+        id: id.clone(),
+        kind,
+        agent,
+        role,
+        public_key,
+        reason,
+        by: e.actor.clone(),
+        at: e.at.clone(),
+        status: ProposalStatus::Pending,
+        decision: None,
+        event: v.commit.to_string(),
+    };
+    state.governance.proposals.insert(id.clone(), proposal);
+    id
+}
+
+/// What a proposal proposes: kind, agent, role and key (hires), reason.
+type ProposalParts = (ProposalKind, String, Option<Role>, Option<String>, String);
 
 fn open_pr<'s>(state: &'s State, id: &str) -> Result<&'s Pr, String> {
     let pr = state.governance.prs.get(id).ok_or_else(|| format!("no PR '{id}'"))?;
