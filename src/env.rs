@@ -79,3 +79,10 @@ pub fn parse_time(text: &str) -> Result<i64> {
 pub fn quarantine() -> Option<String> {
     std::env::var("GIT_QUARANTINE_PATH").ok().filter(|v| !v.is_empty())
 }
+
+/// A program on PATH, as the shell would find it.
+#[allow(clippy::disallowed_methods, reason = "this is the one door")]
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}

@@ -33,6 +33,11 @@ pub struct RunReport {
     pub tests_passed: Option<bool>,
 }
 
+/// The least that any dollar budget covering a run has left.
+fn budget_left(state: &State, agent: &str, task: Option<&str>) -> Option<u64> {
+    super::governance::applicable(state, agent, task).iter().filter_map(|r| r.remaining_usd_micros).map(|left| left.max(0) as u64).min()
+}
+
 fn record(ctx: &Ctx, agent: &str, drafts: Vec<Draft>) -> Result<Vec<super::Written>> {
     Ok(transact(ctx, agent, |_| Ok(drafts.clone()))?.0)
 }
@@ -139,8 +144,10 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         dependencies,
         settings: def.settings.clone(),
         prompt: String::new(),
+        budget_usd_micros: None,
     };
     job.prompt = prompt(&job);
+    job.budget_usd_micros = budget_left(&state, agent, Some(&task.id));
     let run_id = start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string())?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
@@ -270,6 +277,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         dependencies: Vec::new(),
         settings: def.settings.clone(),
         prompt: String::new(),
+        budget_usd_micros: None,
     };
     job.prompt = format!(
         "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",

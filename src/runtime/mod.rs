@@ -6,7 +6,10 @@
 //! [`Runtime::pull`] (check it can run at all) and [`Runtime::push`] (collect extra results).
 //! New runtimes plug in by implementing the trait and adding a line to [`find`].
 
+pub mod claude;
+pub mod codex;
 pub mod in_process;
+pub mod process;
 pub mod subprocess;
 
 use std::collections::BTreeMap;
@@ -34,6 +37,8 @@ pub struct Job {
     pub settings: BTreeMap<String, String>,
     /// What to tell a model-driven agent.
     pub prompt: String,
+    /// The least that any budget covering the run has left, in US dollars × 1e6.
+    pub budget_usd_micros: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,6 +60,13 @@ pub struct Outcome {
     pub verdict: Option<(Verdict, String)>,
     /// What the agent printed, kept with the run.
     pub transcript: Vec<u8>,
+}
+
+impl Outcome {
+    /// A run that could not get going: nothing to commit, nothing spent but time.
+    pub fn failed(summary: String) -> Outcome {
+        Outcome { status: RunStatus::Failed, exit_code: None, summary, cost: Cost::default(), verdict: None, transcript: Vec::new() }
+    }
 }
 
 /// Why a runtime cannot run at all (missing program, unenforceable setting).
@@ -81,9 +93,23 @@ pub fn find(name: &str) -> Option<Box<dyn Runtime>> {
     match name {
         "in-process" => Some(Box::new(in_process::InProcess)),
         "subprocess" => Some(Box::new(subprocess::Subprocess)),
+        "claude" => Some(Box::new(claude::Claude)),
+        "codex" => Some(Box::new(codex::Codex)),
         _ => None,
     }
 }
 
 /// Names of the registered runtimes.
-pub const NAMES: &[&str] = &["in-process", "subprocess"];
+pub const NAMES: &[&str] = &["in-process", "subprocess", "claude", "codex"];
+
+/// A program named by a setting (`bin=…`) or found on PATH.
+pub fn program(settings: &BTreeMap<String, String>, default: &str) -> Result<PathBuf, Unavailable> {
+    let name = settings.get("bin").cloned().unwrap_or_else(|| default.to_string());
+    let path = PathBuf::from(&name);
+    if name.contains('/') {
+        return if path.is_file() { Ok(path) } else { Err(Unavailable(format!("{name} does not exist"))) };
+    }
+    crate::env::find_program(&name).ok_or_else(|| {
+        Unavailable(format!("'{name}' is not on PATH: install it (see docs/runtimes.md) or set --runtime-opt bin=/path/to/{name}"))
+    })
+}

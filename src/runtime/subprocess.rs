@@ -11,14 +11,12 @@
 //! Settings: `command` (run with `sh -c`), `timeout_s` (default 600). A program still running
 //! at the timeout is killed and the run recorded as timed out.
 
-use std::io::{Read, Write};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Job, Outcome, Runtime, Unavailable};
+use super::{process, Job, Outcome, Runtime, Unavailable};
 use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
 
 #[derive(Debug)]
@@ -60,72 +58,25 @@ impl Runtime for Subprocess {
     }
 
     fn run(&self, job: &Job) -> Outcome {
-        let started = crate::env::monotonic();
         let timeout = Duration::from_secs(job.settings.get("timeout_s").and_then(|t| t.parse().ok()).unwrap_or(600));
         let command = job.settings.get("command").cloned().unwrap_or_default();
-        let failed = |summary: String| Outcome {
-            status: RunStatus::Failed,
-            exit_code: None,
-            summary,
-            cost: Cost { wall_ms: started.elapsed().as_millis() as u64, ..Cost::default() },
-            verdict: None,
-            transcript: Vec::new(),
-        };
-        let spawned = Command::new("sh")
+        let mut program = Command::new("sh");
+        program
             .args(["-c", &command])
             .current_dir(&job.workdir)
             .env("CLUTCH_TASK_ID", &job.task.id)
             .env("CLUTCH_TASK_TITLE", &job.task.title)
             .env("CLUTCH_PURPOSE", if job.purpose == RunPurpose::Work { "work" } else { "review" })
-            .env("CLUTCH_PR", job.pr.clone().unwrap_or_default())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn();
-        let mut child = match spawned {
-            Ok(child) => child,
-            Err(err) => return failed(format!("cannot start '{command}': {err}")),
+            .env("CLUTCH_PR", job.pr.clone().unwrap_or_default());
+        let input = serde_json::to_vec(job).unwrap_or_default();
+        let finished = match process::run(program, &input, timeout) {
+            Ok(finished) => finished,
+            Err(err) => return Outcome::failed(format!("cannot start '{command}': {err}")),
         };
-        if let Some(mut stdin) = child.stdin.take() {
-            let input = serde_json::to_vec(job).unwrap_or_default();
-            let _ = stdin.write_all(&input);
-        }
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let out_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stdout.read_to_end(&mut buf);
-            buf
-        });
-        let err_thread = std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let _ = stderr.read_to_end(&mut buf);
-            buf
-        });
-        let mut timed_out = false;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if started.elapsed() >= timeout => {
-                    timed_out = true;
-                    // The whole process group (the child leads it): a shell's children die with
-                    // it. kill(2) directly: the `kill` program mangles negative ids.
-                    if let Some(group) = rustix::process::Pid::from_raw(child.id() as i32) {
-                        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
-                    }
-                    let _ = child.kill();
-                    break child.wait().ok();
-                }
-                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                Err(_) => break None,
-            }
-        };
-        let out = out_thread.join().unwrap_or_default();
-        let err = err_thread.join().unwrap_or_default();
-        let mut transcript = out.clone();
-        transcript.extend_from_slice(&err);
-        let text = String::from_utf8_lossy(&out);
+        let (out, timed_out, status) = (&finished.stdout, finished.timed_out, finished.status);
+        let started_elapsed = finished.elapsed;
+        let transcript = finished.transcript();
+        let text = String::from_utf8_lossy(out);
         let reply: Reply =
             text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
         let exit_code = status.and_then(|s| s.code());
@@ -145,10 +96,10 @@ impl Runtime for Subprocess {
                     String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
                 };
                 if succeeded {
-                    last_of(&out)
+                    last_of(out)
                 } else {
                     // Why it failed is usually the last thing it said on stderr.
-                    let said = if err.is_empty() { last_of(&out) } else { last_of(&err) };
+                    let said = finished.last_words();
                     match exit_code {
                         Some(127) => format!("command not found (exit 127): {said}"),
                         Some(code) => format!("exit {code}: {said}"),
@@ -164,10 +115,10 @@ impl Runtime for Subprocess {
                 cache_read_tokens: c.cache_read_tokens,
                 cache_write_tokens: c.cache_write_tokens,
                 usd_micros: c.usd_micros,
-                wall_ms: started.elapsed().as_millis() as u64,
+                wall_ms: started_elapsed.as_millis() as u64,
                 source: if c.usd_micros > 0 { CostSource::Provider } else { CostSource::None },
             },
-            None => Cost { wall_ms: started.elapsed().as_millis() as u64, ..Cost::default() },
+            None => Cost { wall_ms: started_elapsed.as_millis() as u64, ..Cost::default() },
         };
         let verdict = reply.verdict.map(|v| (v, reply.message.clone().unwrap_or_default()));
         Outcome { status: run_status, exit_code, summary, cost, verdict, transcript }

@@ -133,7 +133,7 @@ impl Store {
     /// A temporary detached worktree at `commit`, removed when dropped.
     pub fn temp_worktree(&self, commit: ObjectId) -> Result<Worktree> {
         let _serial = WORKTREES.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = self.cache_dir().join("worktrees").join(format!("{}-{}", &commit.to_string()[..12], std::process::id()));
+        let dir = self.worktree_root()?.join(format!("{}-{}", &commit.to_string()[..12], std::process::id()));
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -201,7 +201,7 @@ impl Store {
     /// (agent, task) gets its own.
     pub fn branch_worktree(&self, branch: &str, start: ObjectId, name: &str) -> Result<Worktree> {
         let _serial = WORKTREES.lock().unwrap_or_else(|e| e.into_inner());
-        let dir = self.cache_dir().join("worktrees").join(name);
+        let dir = self.worktree_root()?.join(name);
         if dir.exists() {
             let _ = Command::new("git").arg("--git-dir").arg(self.git_dir()).args(["worktree", "remove", "--force"]).arg(&dir).output();
             let _ = std::fs::remove_dir_all(&dir);
@@ -215,6 +215,27 @@ impl Store {
             return Err(Error::internal(format!("cannot check out {branch}: {}", first_line(&output.stderr))));
         }
         Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
+    }
+
+    /// Where run worktrees go: `.clutch/worktrees/` in the work tree (kept out of `git status` by
+    /// `.git/info/exclude`), not under `.git/`, where some agents (Claude Code) refuse to write.
+    /// A bare repository keeps them under its git directory.
+    pub fn worktree_root(&self) -> Result<PathBuf> {
+        let Some(work) = self.work_dir() else {
+            return Ok(self.cache_dir().join("worktrees"));
+        };
+        let exclude = self.repo.common_dir().join("info").join("exclude");
+        let listed = std::fs::read_to_string(&exclude).unwrap_or_default();
+        if !listed.lines().any(|l| l.trim() == "/.clutch/") {
+            std::fs::create_dir_all(exclude.parent().expect("info/ has a parent"))?;
+            let mut text = listed;
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str("# clutch: agents' worktrees\n/.clutch/\n");
+            std::fs::write(&exclude, text)?;
+        }
+        Ok(work.join(".clutch").join("worktrees"))
     }
 
     /// Delete a ref if it still points at `expected`.

@@ -167,8 +167,10 @@ fn subprocess_agent(env: &TestEnv, agent: &str, command: &str, extra: &[&str]) {
 }
 
 /// The worktrees runs make live here; a finished run leaves none behind.
+/// Run worktrees live in the work tree's `.clutch/worktrees/` (excluded from `git status`),
+/// not under `.git/`, where Claude Code refuses to write.
 fn worktrees_dir(env: &TestEnv) -> PathBuf {
-    env.repo.join(".git").join("clutch").join("worktrees")
+    env.repo.join(".clutch").join("worktrees")
 }
 
 #[track_caller]
@@ -177,7 +179,7 @@ fn assert_no_worktree_left(env: &TestEnv) {
         Ok(entries) => entries.map(|e| e.expect("directory entry").path()).collect(),
         Err(_) => Vec::new(),
     };
-    assert!(left.is_empty(), "no worktree is left under .git/clutch/worktrees: {left:?}");
+    assert!(left.is_empty(), "no worktree is left under .clutch/worktrees: {left:?}");
     let listed = env.git_ok(["worktree", "list", "--porcelain"]);
     assert_eq!(listed.lines().filter(|l| l.starts_with("worktree ")).count(), 1, "git knows only the main worktree:\n{listed}");
 }

@@ -1,0 +1,164 @@
+//! Claude Code as an agent: `claude -p PROMPT --output-format stream-json --verbose` in the
+//! worktree (docs/agents-wire.md has the wire details this follows).
+//!
+//! Success only when the process exits 0 and its final `result` line says `is_error: false`,
+//! `subtype: "success"` and no permission denials (a denied tool still "succeeds" otherwise).
+//! Cost is what the CLI reports: `total_cost_usd` (source `provider`) and the tokens of
+//! `modelUsage` (the per-message `usage` lines repeat themselves and must not be summed).
+//!
+//! Settings: `model`, `allowed_tools` (default `Read,Write,Edit,Glob,Grep`; reviews get
+//! `Read,Glob,Grep`), `max_turns` (20), `timeout_s` (900), `base_url` (→ `ANTHROPIC_BASE_URL`),
+//! `bin` (default `claude` on PATH). The remaining budget becomes `--max-budget-usd`.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{process, program, Job, Outcome, Runtime, Unavailable};
+use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
+
+#[derive(Debug)]
+pub struct Claude;
+
+pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5-20250929";
+
+impl Runtime for Claude {
+    fn name(&self) -> &'static str {
+        "claude"
+    }
+
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        program(&job.settings, "claude")?;
+        // Claude Code treats everything under .git/ as sensitive and denies writes there.
+        if job.workdir.components().any(|c| c.as_os_str() == ".git") {
+            return Err(Unavailable(format!("claude cannot write in {}: it is under .git/", job.workdir.display())));
+        }
+        Ok(())
+    }
+
+    fn run(&self, job: &Job) -> Outcome {
+        let bin = match program(&job.settings, "claude") {
+            Ok(bin) => bin,
+            Err(missing) => return Outcome::failed(missing.0),
+        };
+        let setting = |key: &str, default: &str| job.settings.get(key).cloned().unwrap_or_else(|| default.to_string());
+        let tools = match job.purpose {
+            RunPurpose::Work => setting("allowed_tools", "Read,Write,Edit,Glob,Grep"),
+            RunPurpose::Review => setting("review_tools", "Read,Glob,Grep"),
+        };
+        let mut command = Command::new(bin);
+        command
+            .current_dir(&job.workdir)
+            .args(["-p", &prompt(job), "--output-format", "stream-json", "--verbose"])
+            .args(["--allowedTools", &tools])
+            .args(["--max-turns", &setting("max_turns", "20")])
+            .args(["--model", &setting("model", DEFAULT_MODEL)])
+            .args(["--session-id", &session_id()])
+            // Nothing but the model API: no telemetry, updates or error reports.
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_TELEMETRY", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("DISABLE_ERROR_REPORTING", "1");
+        if let Some(budget) = job.budget_usd_micros {
+            command.args(["--max-budget-usd", &format!("{:.6}", budget as f64 / 1e6)]);
+        }
+        if let Some(url) = job.settings.get("base_url") {
+            command.env("ANTHROPIC_BASE_URL", url);
+        }
+        let timeout = Duration::from_secs(setting("timeout_s", "900").parse().unwrap_or(900));
+        let finished = match process::run(command, b"", timeout) {
+            Ok(finished) => finished,
+            Err(err) => return Outcome::failed(format!("cannot start claude: {err}")),
+        };
+        let result = String::from_utf8_lossy(&finished.stdout)
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .find(|v| v.get("type").and_then(Value::as_str) == Some("result"));
+        let cost = result.as_ref().map(cost_of).unwrap_or_default();
+        let cost = Cost { wall_ms: finished.elapsed.as_millis() as u64, ..cost };
+        let transcript = finished.transcript();
+        let exit_code = finished.exit_code();
+        let outcome = |status, summary: String, verdict| Outcome {
+            status,
+            exit_code,
+            summary,
+            cost: cost.clone(),
+            verdict,
+            transcript: transcript.clone(),
+        };
+        if finished.timed_out {
+            return outcome(RunStatus::TimedOut, format!("claude killed after {}s", timeout.as_secs()), None);
+        }
+        let Some(result) = result else {
+            return outcome(RunStatus::Failed, format!("claude gave no result (exit {exit_code:?}): {}", finished.last_words()), None);
+        };
+        let text = result.get("result").and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let subtype = result.get("subtype").and_then(Value::as_str).unwrap_or("");
+        let is_error = result.get("is_error").and_then(Value::as_bool).unwrap_or(true);
+        let denials = result.get("permission_denials").and_then(Value::as_array).map_or(0, Vec::len);
+        if !finished.succeeded() || is_error || subtype != "success" || denials > 0 {
+            let why = match (is_error, subtype, denials) {
+                (_, _, n) if n > 0 => format!("{n} tool use(s) were denied permission"),
+                (true, _, _) => format!("claude reported an error: {}", one_line(&text)),
+                (_, "success", _) => format!("claude exited {exit_code:?}: {}", finished.last_words()),
+                (_, other, _) => format!("claude stopped: {other}"),
+            };
+            return outcome(RunStatus::Failed, why, None);
+        }
+        let verdict = (job.purpose == RunPurpose::Review).then(|| verdict_of(&text));
+        outcome(RunStatus::Succeeded, one_line(&text), verdict)
+    }
+}
+
+fn prompt(job: &Job) -> String {
+    match job.purpose {
+        RunPurpose::Work => job.prompt.clone(),
+        RunPurpose::Review => format!(
+            "{}\nRead the files of this checkout. Reply with APPROVE on the first line if it does what the task asks, or REQUEST CHANGES on the first line followed by what to change.",
+            job.prompt
+        ),
+    }
+}
+
+/// A review's first line: APPROVE, or anything else is a request for changes.
+fn verdict_of(text: &str) -> (Verdict, String) {
+    let first = text.lines().next().unwrap_or("").trim().to_ascii_uppercase();
+    if first.starts_with("APPROVE") {
+        (Verdict::Approve, one_line(text))
+    } else {
+        (Verdict::RequestChanges, one_line(text))
+    }
+}
+
+/// Dollars as the CLI reported them, tokens from `modelUsage` summed over models.
+pub fn cost_of(result: &Value) -> Cost {
+    let usd = result.get("total_cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
+    let mut cost = Cost { usd_micros: (usd * 1e6).round() as u64, source: CostSource::Provider, ..Cost::default() };
+    if let Some(models) = result.get("modelUsage").and_then(Value::as_object) {
+        for usage in models.values() {
+            let n = |key: &str| usage.get(key).and_then(Value::as_u64).unwrap_or(0);
+            cost.input_tokens += n("inputTokens");
+            cost.output_tokens += n("outputTokens");
+            cost.cache_read_tokens += n("cacheReadInputTokens");
+            cost.cache_write_tokens += n("cacheCreationInputTokens");
+        }
+    }
+    cost
+}
+
+fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(300).collect()
+}
+
+/// A fresh UUID (v4) for `--session-id`.
+fn session_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::getrandom(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}

@@ -1,0 +1,94 @@
+//! Running an agent program: stdin in, stdout and stderr kept, a time limit that kills the
+//! whole process group (kill(2) on the group the child leads), never a shell's `kill`.
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// What a finished (or killed) program left.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: Option<ExitStatus>,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    pub timed_out: bool,
+    pub elapsed: Duration,
+}
+
+impl Finished {
+    pub fn exit_code(&self) -> Option<i32> {
+        self.status.and_then(|s| s.code())
+    }
+    pub fn succeeded(&self) -> bool {
+        !self.timed_out && self.status.is_some_and(|s| s.success())
+    }
+    /// stdout then stderr, as the run's transcript.
+    pub fn transcript(&self) -> Vec<u8> {
+        let mut all = self.stdout.clone();
+        all.extend_from_slice(&self.stderr);
+        all
+    }
+    /// The last non-empty line of stderr (or stdout): usually why it failed.
+    pub fn last_words(&self) -> String {
+        let last =
+            |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let said = last(&self.stderr);
+        if said.is_empty() {
+            last(&self.stdout)
+        } else {
+            said
+        }
+    }
+}
+
+/// Run `command` (its own process group) with `input` on stdin, for at most `timeout`.
+/// `Err` only when it cannot be started at all.
+pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
+    let started = Instant::now();
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        // A program that does not read its stdin must not block us: write from a thread.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let out_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err_thread = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let mut timed_out = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() >= timeout => {
+                timed_out = true;
+                kill_group(child.id());
+                let _ = child.kill();
+                break child.wait().ok();
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(_) => break None,
+        }
+    };
+    // Children the program left behind in its group die with it too, so the pipes close.
+    kill_group(child.id());
+    let stdout = out_thread.join().unwrap_or_default();
+    let stderr = err_thread.join().unwrap_or_default();
+    Ok(Finished { status, stdout, stderr, timed_out, elapsed: started.elapsed() })
+}
+
+fn kill_group(leader: u32) {
+    if let Some(group) = i32::try_from(leader).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+    }
+}
