@@ -11,6 +11,9 @@ step() { printf '\n==> %s\n' "$*"; }
 need_apt=()
 command -v git >/dev/null || need_apt+=(git)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+command -v python3 >/dev/null || need_apt+=(python3)
+command -v node >/dev/null || need_apt+=(nodejs)
+command -v npm >/dev/null || need_apt+=(npm)
 if ((${#need_apt[@]})); then
     step "installing ${need_apt[*]}"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
@@ -22,6 +25,9 @@ if ! python3 -c 'import jsonschema' 2>/dev/null; then
     step "installing python jsonschema (independent schema validator)"
     python3 -m pip install --quiet --disable-pip-version-check jsonschema
 fi
+
+step "installing the agent CLIs (claude, codex) for the runtime tests"
+bash tests/agents/install.sh
 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
