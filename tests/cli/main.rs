@@ -6,6 +6,7 @@
 
 mod common;
 
+mod agents;
 mod governance;
 mod runtime;
 mod sync;
