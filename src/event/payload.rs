@@ -385,6 +385,9 @@ pub struct RunFinished {
     /// The commit the run produced on the task branch, if any.
     #[serde(default)]
     pub commit: Option<String>,
+    /// The rate card that priced the run's tokens (cost source `rate_card`), e.g. `openai-2026-11`.
+    #[serde(default)]
+    pub rate_card: Option<String>,
 }
 
 /// A run was refused before it started (a budget it cannot fit, a runtime that is missing).

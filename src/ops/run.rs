@@ -148,7 +148,16 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     };
     job.prompt = prompt(&job);
     job.budget_usd_micros = budget_left(&state, agent, Some(&task.id));
-    let run_id = start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string())?;
+    let run_id = match start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string()) {
+        Ok(id) => id,
+        Err(err) => {
+            drop(worktree);
+            if open_pr.is_none() {
+                let _ = ctx.store.delete_ref(&format!("refs/heads/{branch}"), start);
+            }
+            return Err(err);
+        }
+    };
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
 
@@ -241,6 +250,7 @@ fn finish(ctx: &Ctx, agent: &str, state: &State, task: &str, run: &str, outcome:
         duration_ms: outcome.cost.wall_ms,
         summary: outcome.summary.chars().take(500).collect(),
         commit: commit.map(|c| c.to_string()),
+        rate_card: outcome.rate_card.clone(),
     }));
     if let Some(t) = state.tasks.get(task) {
         draft = draft.task(t);

@@ -59,7 +59,9 @@ impl Runtime for Claude {
             .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
             .env("DISABLE_TELEMETRY", "1")
             .env("DISABLE_AUTOUPDATER", "1")
-            .env("DISABLE_ERROR_REPORTING", "1");
+            .env("DISABLE_ERROR_REPORTING", "1")
+            // Its default retries keep a dead endpoint busy for minutes.
+            .env("CLAUDE_CODE_MAX_RETRIES", setting("max_retries", "1"));
         if let Some(budget) = job.budget_usd_micros {
             command.args(["--max-budget-usd", &format!("{:.6}", budget as f64 / 1e6)]);
         }
@@ -87,6 +89,7 @@ impl Runtime for Claude {
             cost: cost.clone(),
             verdict,
             transcript: transcript.clone(),
+            rate_card: None,
         };
         if finished.timed_out {
             return outcome(RunStatus::TimedOut, format!("claude killed after {}s", timeout.as_secs()), None);
@@ -94,7 +97,13 @@ impl Runtime for Claude {
         let Some(result) = result else {
             return outcome(RunStatus::Failed, format!("claude gave no result (exit {exit_code:?}): {}", finished.last_words()), None);
         };
-        let text = result.get("result").and_then(Value::as_str).unwrap_or("").trim().to_string();
+        let mut text = result.get("result").and_then(Value::as_str).unwrap_or("").trim().to_string();
+        if text.is_empty() {
+            // Stops such as max turns or budget carry their cause in errors[], not result.
+            let errors: Vec<&str> =
+                result.get("errors").and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+            text = errors.join("; ");
+        }
         let subtype = result.get("subtype").and_then(Value::as_str).unwrap_or("");
         let is_error = result.get("is_error").and_then(Value::as_bool).unwrap_or(true);
         let denials = result.get("permission_denials").and_then(Value::as_array).map_or(0, Vec::len);

@@ -110,6 +110,7 @@ impl Runtime for Codex {
             cost: cost.clone(),
             verdict,
             transcript: finished.transcript(),
+            rate_card: Some(RATE_CARD.to_string()),
         };
         if finished.timed_out {
             return outcome(RunStatus::TimedOut, format!("codex killed after {}s", timeout.as_secs()), None);
@@ -155,11 +156,14 @@ pub fn cost_of(usage: &Value, model: &str, settings: &std::collections::BTreeMap
     };
     // Micro-dollars per token is dollars per million tokens.
     let usd_micros = ((input - cached) as f64 * rate_in + cached as f64 * rate_cached + output as f64 * rate_out).round() as u64;
+    // OpenAI's input_tokens includes the cached and cache-written ones; clutch's fields do not
+    // overlap (as for Claude): input is what was neither read from nor written to the cache.
+    let cache_write = n("cache_write_input_tokens").min(input - cached);
     Cost {
-        input_tokens: input,
+        input_tokens: input - cached - cache_write,
         output_tokens: output,
         cache_read_tokens: cached,
-        cache_write_tokens: n("cache_write_input_tokens"),
+        cache_write_tokens: cache_write,
         usd_micros,
         wall_ms: 0,
         source: CostSource::RateCard,

@@ -92,6 +92,7 @@ impl Runtime for InProcess {
             cost: Cost { wall_ms: started.elapsed().as_millis() as u64, source: CostSource::None, ..Cost::default() },
             verdict,
             transcript: transcript.into_bytes(),
+            rate_card: None,
         }
     }
 }

@@ -60,12 +60,22 @@ pub struct Outcome {
     pub verdict: Option<(Verdict, String)>,
     /// What the agent printed, kept with the run.
     pub transcript: Vec<u8>,
+    /// The rate card that priced the tokens, when clutch priced them.
+    pub rate_card: Option<String>,
 }
 
 impl Outcome {
     /// A run that could not get going: nothing to commit, nothing spent but time.
     pub fn failed(summary: String) -> Outcome {
-        Outcome { status: RunStatus::Failed, exit_code: None, summary, cost: Cost::default(), verdict: None, transcript: Vec::new() }
+        Outcome {
+            status: RunStatus::Failed,
+            exit_code: None,
+            summary,
+            cost: Cost::default(),
+            verdict: None,
+            transcript: Vec::new(),
+            rate_card: None,
+        }
     }
 }
 

@@ -121,6 +121,6 @@ impl Runtime for Subprocess {
             None => Cost { wall_ms: started_elapsed.as_millis() as u64, ..Cost::default() },
         };
         let verdict = reply.verdict.map(|v| (v, reply.message.clone().unwrap_or_default()));
-        Outcome { status: run_status, exit_code, summary, cost, verdict, transcript }
+        Outcome { status: run_status, exit_code, summary, cost, verdict, transcript, rate_card: None }
     }
 }
