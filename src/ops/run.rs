@@ -82,7 +82,11 @@ fn prompt(job: &Job) -> String {
     for (by, verdict, body) in &job.reviews {
         text.push_str(&format!("\nReview by {by} ({verdict:?}): {body}"));
     }
-    text.push_str("\n\nMake the change in the current directory. Do not commit: clutch commits and opens the PR.\n");
+    text.push_str("\n\nMake the change in the current directory. Do not commit: clutch commits and opens the PR.");
+    text.push_str(&format!(
+        "\nYour notes from earlier runs are in {0}/MEMORY.md (what to remember) and {0}/WORKING.md (this work in progress): read them first, and update them before you finish; they are kept for your next run, not committed with the task.\n",
+        runtime::MEMORY_DIR
+    ));
     text
 }
 
@@ -134,6 +138,13 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         .map(|d| (d.id.clone(), d.title.clone(), d.status.as_str().to_string()))
         .collect();
     let worktree = ctx.store.branch_worktree(&branch, start, &format!("{agent}-{}", task.id))?;
+    // The agent's memory, placed beside its work (excluded from the task's commit).
+    let (memory_tip, memory) = ctx.store.read_memory(agent)?;
+    let memory_dir = worktree.path().join(runtime::MEMORY_DIR);
+    std::fs::create_dir_all(&memory_dir)?;
+    for (name, content) in &memory {
+        std::fs::write(memory_dir.join(name), content)?;
+    }
     let mut job = Job {
         agent: agent.to_string(),
         purpose: RunPurpose::Work,
@@ -199,6 +210,15 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
                 tests_passed = Some(tested.passed);
             }
         }
+    }
+    // push: the memory back, when the agent changed it.
+    let notes: Vec<(String, Vec<u8>)> = crate::store::MEMORY_FILES
+        .iter()
+        .filter_map(|name| std::fs::read(memory_dir.join(name)).ok().map(|content| (name.to_string(), content)))
+        .collect();
+    if !notes.is_empty() && notes != memory {
+        let key = ctx.keys.load(agent, &PublicKey::parse_openssh(&state.agents[agent].public_key)?)?;
+        ctx.store.write_memory(agent, memory_tip, &notes, &key, ctx.env.now(), &format!("after run {run_id} on {}", task.id))?;
     }
     drop(worktree);
     if commit.is_none() && open_pr.is_none() {

@@ -54,6 +54,15 @@ impl Runtime for InProcess {
                     let _ = write!(text, "\n{TESTS}\n\n- the file names its task and its author\n");
                 }
                 let _ = writeln!(transcript, "writing {}", file.display());
+                // Keep a line of memory per task worked, as a person would.
+                let notes = job.workdir.join(super::MEMORY_DIR).join("MEMORY.md");
+                let mut memory = std::fs::read_to_string(&notes).unwrap_or_else(|_| format!("# Notes of {}\n\n", job.agent));
+                let line = format!("- {}: {}", job.task.id, job.task.title);
+                if !memory.contains(&line) {
+                    memory.push_str(&line);
+                    memory.push('\n');
+                    let _ = std::fs::create_dir_all(notes.parent().expect("memory dir")).and_then(|_| std::fs::write(&notes, memory));
+                }
                 let written =
                     std::fs::create_dir_all(file.parent().expect("work/ has a parent")).and_then(|_| std::fs::write(&file, &text));
                 match written {

@@ -41,6 +41,9 @@ pub struct Job {
     pub budget_usd_micros: Option<u64>,
 }
 
+/// Where an agent finds and keeps its notes in the worktree (`MEMORY.md`, `WORKING.md`).
+pub const MEMORY_DIR: &str = ".clutch-memory";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskBrief {
     pub id: String,

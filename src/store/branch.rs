@@ -226,13 +226,16 @@ impl Store {
         };
         let exclude = self.repo.common_dir().join("info").join("exclude");
         let listed = std::fs::read_to_string(&exclude).unwrap_or_default();
-        if !listed.lines().any(|l| l.trim() == "/.clutch/") {
+        if !listed.lines().any(|l| l.trim() == "/.clutch-memory/") {
             std::fs::create_dir_all(exclude.parent().expect("info/ has a parent"))?;
             let mut text = listed;
             if !text.is_empty() && !text.ends_with('\n') {
                 text.push('\n');
             }
-            text.push_str("# clutch: agents' worktrees\n/.clutch/\n");
+            if !text.lines().any(|l| l.trim() == "/.clutch/") {
+                text.push_str("# clutch: agents' worktrees\n/.clutch/\n");
+            }
+            text.push_str("# clutch: an agent's memory files in its worktree, never committed there\n/.clutch-memory/\n");
             std::fs::write(&exclude, text)?;
         }
         Ok(work.join(".clutch").join("worktrees"))

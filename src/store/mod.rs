@@ -8,6 +8,7 @@
 
 mod branch;
 mod commit;
+mod memory;
 mod remote;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ pub use gix::ObjectId;
 
 pub use branch::{TreeMerge, Worktree};
 pub use commit::RawEvent;
+pub use memory::{memory_ref, MEMORY_FILES};
 pub use remote::{Pushed, Scratch};
 
 use crate::event::Event;
