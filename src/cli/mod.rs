@@ -6,6 +6,7 @@
 //! (`git clutch log | head`) ends the command quietly.
 
 mod agent;
+mod apply;
 mod artifact;
 mod budget;
 mod clone;
@@ -84,6 +85,7 @@ pub enum Command {
     Hooks(hooks::Command),
     #[command(subcommand, hide = true)]
     Hook(hooks::run::Command),
+    Apply(apply::Args),
     Run(run::Args),
     Work(work::Args),
     Demo(demo::Args),
@@ -157,6 +159,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Signers(args) => signers::run(&ctx, args, &mut out),
         Command::Remote(cmd) => remote::run(&ctx, cmd, &mut out),
         Command::Sync(args) => sync::run(&ctx, actor, args, &mut out),
+        Command::Apply(args) => apply::run(&ctx, &ctx.actor(actor)?, args, &mut out),
         Command::Run(args) => run::run(&ctx, actor, args, &mut out),
         Command::Work(args) => work::run(&ctx, args, &mut out),
         Command::Schemas(_) | Command::Clone(_) | Command::Demo(_) | Command::Hook(_) | Command::Hooks(_) => {

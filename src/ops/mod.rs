@@ -4,6 +4,7 @@
 //! runs again against the new state, so two writers never lose an event and a decision made
 //! against stale state (two claims of one task) is re-judged.
 
+pub mod apply;
 pub mod artifact;
 pub mod demo;
 pub mod governance;

@@ -7,6 +7,7 @@
 mod common;
 
 mod agents;
+mod apply;
 mod governance;
 mod runtime;
 mod sync;
