@@ -8,7 +8,7 @@
 //! The layers, and the direction in which they may depend on each other:
 //!
 //! ```text
-//! cli ──▶ ops ──▶ { state, store, sign } ──▶ event
+//! cli ──▶ ops ──▶ { state, store, sign, runtime } ──▶ event
 //! ```
 //!
 //! - [`event`] is the wire format: the envelope, the payload of every event type, and the JSON
@@ -21,6 +21,8 @@
 //! - [`sign`] makes and checks SSHSIG signatures and manages Ed25519 key files.
 //! - [`ops`] has one function per user operation: read the state, build events, apply them,
 //!   write them, move the ref by compare-and-swap.
+//! - [`runtime`] runs agents: the `Runtime` trait and one module per runtime (in-process,
+//!   subprocess, claude, codex). `ops::run` wraps every runtime in the same pull and push.
 //! - [`cli`] parses arguments, prints, and maps errors to exit codes.
 //! - [`env`] is the one door for environment variables and the clock.
 
