@@ -29,7 +29,6 @@ use ed25519_dalek::SigningKey;
 use clutch::env::{format_time, Env};
 use clutch::event::{Event, Payload, Role, TaskAssigned, TaskCreated, TaskStatus, TaskStatusChanged};
 use clutch::ops::{self, org, replay, Ctx, Draft, Loaded, Written};
-use clutch::sign::sshsig::verify_batch;
 use clutch::sign::{PublicKey, Signed};
 use clutch::state::{self, Verified};
 use clutch::store::Store;
@@ -439,7 +438,6 @@ struct Phases {
     read: f64,
     sig_parse: f64,
     verify: f64,
-    batch_verify: f64,
     json: f64,
     apply: f64,
 }
@@ -455,7 +453,6 @@ fn replay_phases(repo: &Path) -> Res<(Phases, u64)> {
     chain.reverse();
     phases.walk = secs(start.elapsed());
     let mut state = state::State::default();
-    let mut items = Vec::with_capacity(chain.len());
     let (mut read, mut sig_parse, mut verify, mut json, mut apply) =
         (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut applied = 0u64;
@@ -482,20 +479,12 @@ fn replay_phases(repo: &Path) -> Res<(Phases, u64)> {
         verify += t3 - t2;
         json += t4 - t3;
         apply += t5 - t4;
-        items.push(signed.batch_item(&raw.signed_payload));
     }
     phases.read = secs(read);
     phases.sig_parse = secs(sig_parse);
     phases.verify = secs(verify);
     phases.json = secs(json);
     phases.apply = secs(apply);
-    let start = Instant::now();
-    for chunk in items.chunks(256) {
-        if !verify_batch(chunk) {
-            return Err("batch verification failed".into());
-        }
-    }
-    phases.batch_verify = secs(start.elapsed());
     Ok((phases, applied))
 }
 
@@ -673,9 +662,7 @@ fn bench_size(opts: &Opts, size: u64) -> Res<serde_json::Value> {
         "phases": {
             "walk_s": phases.walk, "read_s": phases.read, "sig_parse_s": phases.sig_parse, "verify_s": phases.verify,
             "json_s": phases.json, "apply_s": phases.apply, "sum_s": total(&phases),
-            "batch_verify_s": phases.batch_verify,
             "verify_one_by_one_per_s": size as f64 / phases.verify,
-            "verify_batch_per_s": size as f64 / phases.batch_verify,
         },
         "warm": {
             "load_ms": warm * 1e3,
@@ -722,7 +709,6 @@ fn markdown_table(results: &[serde_json::Value]) -> String {
     row("… verify signatures one by one (s)", &|r| format!("{:.3}", f(r, "/phases/verify_s")));
     row("… decode event.json (s)", &|r| format!("{:.3}", f(r, "/phases/json_s")));
     row("… reducer (s)", &|r| format!("{:.3}", f(r, "/phases/apply_s")));
-    row("(batch verify instead, 256 per batch) (s)", &|r| format!("{:.3}", f(r, "/phases/batch_verify_s")));
     row("warm load from cache (ms)", &|r| format!("{:.2}", f(r, "/warm/load_ms")));
     row("warm `task list --json` in-process (ms)", &|r| format!("{:.2}", f(r, "/warm/task_list_json_ms")));
     row("peak RSS of the harness during cold replay (MB)", &|r| format!("{:.1}", f(r, "/cold_replay/peak_rss_kib") / 1024.0));

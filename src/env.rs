@@ -86,3 +86,12 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
+
+/// The variables an agent process gets from clutch's environment: the basics every program
+/// needs, plus `extra` (a runtime's own credentials). Everything else — CLUTCH_HOME, other
+/// tokens — stays out of the agent's reach.
+#[allow(clippy::disallowed_methods, reason = "this is the one door")]
+pub fn for_agent(extra: &[&str]) -> Vec<(String, std::ffi::OsString)> {
+    const BASICS: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "TZ"];
+    BASICS.iter().chain(extra.iter()).filter_map(|name| std::env::var_os(name).map(|value| (name.to_string(), value))).collect()
+}

@@ -37,7 +37,18 @@ impl Update {
 /// `objects` sees the pushed objects; `current_log` is the log the receiving side has now;
 /// `pin` is its org id, if it has one.
 pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, updates: &[Update]) -> Result<Vec<String>> {
+    Ok(check_log(objects, current_log, pin, updates)?.0)
+}
+
+/// [`check`], also returning the genesis (org id) of the log the push leaves, when it moves it.
+pub fn check_log(
+    objects: &Store,
+    current_log: Option<ObjectId>,
+    pin: Option<&str>,
+    updates: &[Update],
+) -> Result<(Vec<String>, Option<String>)> {
     let mut refusals = Vec::new();
+    let mut genesis = None;
     let mut final_log = current_log;
     let mut final_state: Option<State> = None;
 
@@ -51,7 +62,7 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
                 if let Some(old) = old {
                     if objects.has(old) && !objects.is_ancestor(old, new)? {
                         refusals.push(format!("{LOG_REF} may only fast-forward: {new} does not contain {old} (the push rewrites history)"));
-                        return Ok(refusals);
+                        return Ok((refusals, genesis));
                     }
                 }
                 let before = match old {
@@ -73,10 +84,12 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
                     let oid = ObjectId::from_hex(rejection.commit.as_bytes()).expect("a rejection names a commit");
                     // Refused only in the joined order, valid where it was made: superseded by a
                     // concurrent event, which is how conflicts resolve. Anything else is refused.
-                    if let Some(reason) = replay::refused_on_own_history(objects, oid)? {
+                    let genesis = pin.map(str::to_string).or_else(|| after.state.org.as_ref().map(|o| o.id.clone()));
+                    if let Some(reason) = replay::refused_on_own_history(objects, oid, genesis.as_deref())? {
                         refusals.push(format!("{LOG_REF} carries an invalid event {}: {reason}", rejection.commit));
                     }
                 }
+                genesis = after.state.org.as_ref().map(|o| o.id.clone());
                 match (&after.state.org, pin) {
                     (None, _) => refusals.push(format!("{LOG_REF} does not start with a valid ORG_CREATED")),
                     (Some(org), Some(pin)) if org.id != pin => {
@@ -106,12 +119,12 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
 
     let branches: Vec<&Update> = updates.iter().filter(|u| u.name.starts_with("refs/heads/")).collect();
     if branches.is_empty() {
-        return Ok(refusals);
+        return Ok((refusals, genesis));
     }
     let state = match (final_state, final_log) {
         (Some(state), _) => state,
         (None, Some(log)) => state_at(objects, log)?.state,
-        (None, None) => return Ok(refusals),
+        (None, None) => return Ok((refusals, genesis)),
     };
     for update in branches {
         let branch = update.name.trim_start_matches("refs/heads/");
@@ -123,8 +136,17 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
             // Creating the branch (a project's first push) is allowed; moving it is governed.
             (None, Some(_)) => {}
             (Some(old), Some(new)) => {
-                let approved =
-                    state.governance.prs.values().any(|pr| pr.base == branch && pr.result.as_deref() == Some(new.to_string().as_str()));
+                let hex = new.to_string();
+                let parents = objects.parents(new).unwrap_or_default();
+                // The approved result itself, and only if it is what the merge made: the PR's
+                // head (fast-forward) or a merge of exactly the branch's tip and that head. A
+                // result naming any other commit does not move a protected branch.
+                let approved = state.governance.prs.values().any(|pr| {
+                    let head = ObjectId::from_hex(pr.head.as_bytes()).ok();
+                    pr.base == branch
+                        && pr.result.as_deref() == Some(hex.as_str())
+                        && (Some(new) == head || (parents.len() == 2 && parents[0] == old && Some(parents[1]) == head))
+                });
                 if !approved {
                     refusals.push(format!(
                         "protected branch {branch} may only move to a merge the log approved: no MERGE_APPROVED names {new}"
@@ -135,7 +157,7 @@ pub fn check(objects: &Store, current_log: Option<ObjectId>, pin: Option<&str>, 
             }
         }
     }
-    Ok(refusals)
+    Ok((refusals, genesis))
 }
 
 /// The state at `head`, from the cache when it is at or before `head`.

@@ -11,8 +11,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use sha2::Digest;
+
 use crate::event::{parse_trailers, Event};
-use crate::sign::sshsig::{verify_batch, KeyCache};
+use crate::sign::sshsig::KeyCache;
 use crate::sign::Signed;
 use crate::state::{self, Rejection, State, Verified};
 use crate::store::{ObjectId, RawEvent, Store};
@@ -121,13 +123,20 @@ pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Lo
             let rate = done as f64 / started.elapsed().as_secs_f64().max(1e-3);
             eprint!("\rverifying events: {done}/{total} ({rate:.0}/s)   ");
         }
-        for judged in judge_all(store, chunk)? {
+        for mut judged in judge_all(store, chunk)? {
             if judged.raw.parents.len() > 1 {
                 let merged = store.merged_in(judged.raw.parents[0], &judged.raw.parents[1..])?;
                 let side = topo_order(merged.into_iter().map(|oid| store.read_event(oid)).collect::<Result<Vec<_>>>()?);
+                let foreign = foreign_root(&side);
                 for raw in side {
-                    let verdict = prejudge(&raw);
+                    let verdict = match &foreign {
+                        Some(why) => Err(why.clone()),
+                        None => prejudge(&raw),
+                    };
                     replay.step(&mut loaded.state, Judged { raw, verdict })?;
+                }
+                if let Some(why) = foreign {
+                    judged.verdict = Err(why);
                 }
             }
             let oid = judged.raw.oid;
@@ -146,6 +155,14 @@ pub fn advance(store: &Store, from: Option<Loaded>, head: ObjectId) -> Result<Lo
 /// Commits judged per batch: large enough to keep both cores and the batch verifier busy,
 /// small enough to keep memory flat.
 const CHUNK: usize = 2048;
+
+/// A merge whose side holds a parentless commit joins a log with another genesis: another
+/// org's history. Nothing it brings in is applied, and the merge itself is refused.
+fn foreign_root(side: &[RawEvent]) -> Option<String> {
+    side.iter()
+        .find(|raw| raw.parents.is_empty())
+        .map(|root| format!("brought in by a merge of a log with another genesis ({}): another org's history", root.oid))
+}
 
 /// A commit read and checked as far as it can be without state.
 struct Judged {
@@ -185,32 +202,20 @@ fn judge_all(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
 }
 
 fn judge_slice(store: &Store, oids: &[ObjectId]) -> Result<Vec<Judged>> {
-    let mut judged = Vec::with_capacity(oids.len());
-    let mut batch = Vec::with_capacity(oids.len());
-    let mut signed = Vec::with_capacity(oids.len());
+    // Each signature is checked on its own, strictly (as git and ssh-keygen do). A batch check
+    // would be faster but can accept a signature with a small-order component that a single
+    // check refuses, so verdicts would depend on what happened to be batched together.
     let mut keys = KeyCache::default();
+    let mut judged = Vec::with_capacity(oids.len());
     for oid in oids {
         let raw = store.read_event(*oid)?;
-        let verdict = decode(&raw, &mut keys);
-        if let Ok((_, sig)) = &verdict {
-            batch.push(sig.batch_item(&raw.signed_payload));
-            signed.push(judged.len());
-        }
-        judged.push((raw, verdict));
+        let verdict = decode(&raw, &mut keys).and_then(|(event, sig)| {
+            sig.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
+            Ok((event, sig.key.to_openssh()))
+        });
+        judged.push(Judged { raw, verdict });
     }
-    let all_good = verify_batch(&batch);
-    Ok(judged
-        .into_iter()
-        .map(|(raw, verdict)| {
-            let verdict = verdict.and_then(|(event, sig)| {
-                if !all_good {
-                    sig.verify(&raw.signed_payload).map_err(|why| format!("bad signature: {why}"))?;
-                }
-                Ok((event, sig.key.to_openssh()))
-            });
-            Judged { raw, verdict }
-        })
-        .collect())
+    Ok(judged)
 }
 
 /// Signature parsed (not yet checked), event decoded, metadata consistent.
@@ -310,6 +315,9 @@ pub fn apply_side(store: &Store, mut loaded: Loaded, others: &[ObjectId]) -> Res
     replay.clocks.insert(first, loaded.head_clock);
     let merged = store.merged_in(first, others)?;
     let side = topo_order(merged.into_iter().map(|oid| store.read_event(oid)).collect::<Result<Vec<_>>>()?);
+    if let Some(why) = foreign_root(&side) {
+        return Err(Error::user(format!("cannot join the logs: the other log's events are {why}")));
+    }
     for raw in side {
         let verdict = prejudge(&raw);
         replay.step(&mut loaded.state, Judged { raw, verdict })?;
@@ -412,7 +420,12 @@ pub fn load_cached(store: &Store) -> Option<Loaded> {
 
 fn read_cache(store: &Store) -> Option<Loaded> {
     let bytes = std::fs::read(store.cache_dir().join(CACHE_FILE)).ok()?;
-    let cache: Cache = postcard::from_bytes(&bytes).ok()?;
+    // The last 32 bytes are the SHA-256 of the rest: a cache damaged on disk is ignored.
+    let (body, sum) = bytes.split_at(bytes.len().checked_sub(32)?);
+    if sha2::Sha256::digest(body).as_slice() != sum {
+        return None;
+    }
+    let cache: Cache = postcard::from_bytes(body).ok()?;
     if cache.version != CACHE_VERSION || cache.clutch != env!("CARGO_PKG_VERSION") {
         return None;
     }
@@ -430,7 +443,9 @@ pub fn write_cache(store: &Store, loaded: &Loaded) {
         head_clock: loaded.head_clock,
         state: &loaded.state,
     };
-    let Ok(bytes) = postcard::to_stdvec(&cache) else { return };
+    let Ok(mut bytes) = postcard::to_stdvec(&cache) else { return };
+    let sum = sha2::Sha256::digest(&bytes);
+    bytes.extend_from_slice(&sum);
     let tmp = dir.join(format!("{CACHE_FILE}.{}.tmp", std::process::id()));
     let written =
         std::fs::create_dir_all(&dir).and_then(|_| std::fs::write(&tmp, bytes)).and_then(|_| std::fs::rename(&tmp, dir.join(CACHE_FILE)));
@@ -461,8 +476,14 @@ pub fn check_pin(store: &Store, state: &State) -> Result<()> {
 /// made on. Such an event was overturned by a concurrent one (two claims of one task: replay
 /// order decides which stands) — the log working, not a forgery. A forged or gate-breaking
 /// event is refused on its own history too; then this returns that refusal's reason.
-pub fn refused_on_own_history(store: &Store, commit: ObjectId) -> Result<Option<String>> {
+pub fn refused_on_own_history(store: &Store, commit: ObjectId, genesis: Option<&str>) -> Result<Option<String>> {
     let own = advance(store, None, commit)?;
+    let own_genesis = own.state.org.as_ref().map(|o| o.id.as_str());
+    if let (Some(genesis), Some(own_genesis)) = (genesis, own_genesis) {
+        if genesis != own_genesis {
+            return Ok(Some(format!("it was made in another org's log (genesis {own_genesis})")));
+        }
+    }
     let hex = commit.to_string();
     Ok(own.state.rejected.iter().find(|r| r.commit == hex).map(|r| r.reason.clone()))
 }

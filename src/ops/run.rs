@@ -177,7 +177,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     let mut pr_id = job.pr.clone();
     let mut tests_passed = None;
     if outcome.status == RunStatus::Succeeded {
-        let tree = ctx.store.stage_all(worktree.path())?;
+        let tree = ctx.store.stage_all(&worktree)?;
         if tree != ctx.store.tree_of(start)? {
             let agent_state = &state.agents[agent];
             let key = ctx.keys.load(agent, &PublicKey::parse_openssh(&agent_state.public_key)?)?;

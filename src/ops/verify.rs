@@ -28,7 +28,7 @@ pub fn verify(ctx: &Ctx) -> Result<Report> {
     let mut superseded = Vec::new();
     for rejection in &state.rejected {
         let oid = crate::store::ObjectId::from_hex(rejection.commit.as_bytes()).expect("a rejection names a commit");
-        match replay::refused_on_own_history(&ctx.store, oid)? {
+        match replay::refused_on_own_history(&ctx.store, oid, state.org.as_ref().map(|o| o.id.as_str()))? {
             Some(_) => rejected.push(rejection.clone()),
             None => superseded.push(rejection.clone()),
         }

@@ -69,7 +69,8 @@ impl Runtime for Claude {
             command.env("ANTHROPIC_BASE_URL", url);
         }
         let timeout = Duration::from_secs(setting("timeout_s", "900").parse().unwrap_or(900));
-        let finished = match process::run(command, b"", timeout) {
+        let pass = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR"];
+        let finished = match process::run_agent(command, &pass, b"", timeout) {
             Ok(finished) => finished,
             Err(err) => return Outcome::failed(format!("cannot start claude: {err}")),
         };

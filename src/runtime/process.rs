@@ -42,6 +42,46 @@ impl Finished {
     }
 }
 
+impl Finished {
+    /// Replace every occurrence of each secret value in the output with `[redacted]`, so a
+    /// credential the agent printed never reaches the transcript kept in the log.
+    pub fn redact(&mut self, secrets: &[String]) {
+        for secret in secrets.iter().filter(|s| s.len() >= 4) {
+            for stream in [&mut self.stdout, &mut self.stderr] {
+                let text = String::from_utf8_lossy(stream);
+                if text.contains(secret.as_str()) {
+                    *stream = text.replace(secret.as_str(), "[redacted]").into_bytes();
+                }
+            }
+        }
+    }
+}
+
+/// Run `command` (its own process group) with `input` on stdin, for at most `timeout`, with a
+/// cleared environment: the basics and `pass` (see [`crate::env::for_agent`]), then whatever
+/// the caller set on `command` after this. Values of `pass` are redacted from the output.
+/// `Err` only when it cannot be started at all.
+pub fn run_agent(mut command: Command, pass: &[&str], input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
+    let env = crate::env::for_agent(pass);
+    let secrets: Vec<String> =
+        env.iter().filter(|(name, _)| pass.contains(&name.as_str())).map(|(_, v)| v.to_string_lossy().into_owned()).collect();
+    let explicit: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> =
+        command.get_envs().map(|(k, v)| (k.to_os_string(), v.map(|v| v.to_os_string()))).collect();
+    command.env_clear();
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    for (name, value) in explicit {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let mut finished = run(command, input, timeout)?;
+    finished.redact(&secrets);
+    Ok(finished)
+}
+
 /// Run `command` (its own process group) with `input` on stdin, for at most `timeout`.
 /// `Err` only when it cannot be started at all.
 pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Finished> {

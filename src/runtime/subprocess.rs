@@ -69,7 +69,11 @@ impl Runtime for Subprocess {
             .env("CLUTCH_PURPOSE", if job.purpose == RunPurpose::Work { "work" } else { "review" })
             .env("CLUTCH_PR", job.pr.clone().unwrap_or_default());
         let input = serde_json::to_vec(job).unwrap_or_default();
-        let finished = match process::run(program, &input, timeout) {
+        // Variables the program may have from clutch's environment (`pass_env=A,B`); their
+        // values are redacted from its transcript.
+        let pass_env = job.settings.get("pass_env").cloned().unwrap_or_default();
+        let pass: Vec<&str> = pass_env.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
+        let finished = match process::run_agent(program, &pass, &input, timeout) {
             Ok(finished) => finished,
             Err(err) => return Outcome::failed(format!("cannot start '{command}': {err}")),
         };

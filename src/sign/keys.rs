@@ -127,6 +127,11 @@ impl KeyStore {
         self.ensure_dir()?;
         let path = self.path_for(agent, &PublicKey::of(&key));
         let target = fs::canonicalize(external).map_err(|err| Error::user(format!("cannot resolve {}: {err}", external.display())))?;
+        if fs::canonicalize(&path).is_ok_and(|existing| existing == target) {
+            // The entry already is (or points at) this very key: replacing it with a link to
+            // itself would destroy the key.
+            return Ok(key);
+        }
         if fs::symlink_metadata(&path).is_ok() {
             fs::remove_file(&path)?;
         }

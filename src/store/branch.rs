@@ -142,7 +142,8 @@ impl Store {
         if !output.status.success() {
             return Err(Error::internal(format!("cannot check out {commit}: {}", first_line(&output.stderr))));
         }
-        Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
+        let dot_git = std::fs::read_to_string(dir.join(".git")).unwrap_or_default();
+        Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir, dot_git })
     }
 }
 
@@ -151,6 +152,9 @@ impl Store {
 pub struct Worktree {
     git_dir: PathBuf,
     path: PathBuf,
+    /// The worktree's `.git` file as git wrote it: where its admin directory is. An agent can
+    /// rewrite the file; clutch never follows what it says afterwards.
+    dot_git: String,
 }
 
 impl Worktree {
@@ -214,7 +218,8 @@ impl Store {
         if !output.status.success() {
             return Err(Error::internal(format!("cannot check out {branch}: {}", first_line(&output.stderr))));
         }
-        Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir })
+        let dot_git = std::fs::read_to_string(dir.join(".git")).unwrap_or_default();
+        Ok(Worktree { git_dir: self.git_dir().to_path_buf(), path: dir, dot_git })
     }
 
     /// Where run worktrees go: `.clutch/worktrees/` in the work tree (kept out of `git status` by
@@ -251,11 +256,28 @@ impl Store {
     }
 
     /// Stage everything in a worktree and return the tree it makes.
-    pub fn stage_all(&self, worktree: &Path) -> Result<ObjectId> {
+    pub fn stage_all(&self, worktree: &Worktree) -> Result<ObjectId> {
+        // The agent had the worktree to itself: its `.git` file (and anything it points at) may
+        // be hostile, e.g. a config whose core.fsmonitor runs a command. Use the admin directory
+        // git recorded before the run, and no hooks or fsmonitor.
+        let now = std::fs::read_to_string(worktree.path.join(".git")).unwrap_or_default();
+        if now != worktree.dot_git {
+            return Err(Error::user("the agent changed the worktree's .git file: nothing of this run is committed"));
+        }
+        let admin = worktree
+            .dot_git
+            .trim()
+            .strip_prefix("gitdir:")
+            .map(str::trim)
+            .map(PathBuf::from)
+            .ok_or_else(|| Error::internal("a worktree without a gitdir"))?;
         let run = |args: &[&str]| {
             Command::new("git")
-                .arg("-C")
-                .arg(worktree)
+                .arg("--git-dir")
+                .arg(&admin)
+                .arg("--work-tree")
+                .arg(&worktree.path)
+                .args(["-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"])
                 .args(args)
                 .output()
                 .map_err(|err| Error::internal(format!("cannot run git {}: {err}", args.join(" "))))

@@ -218,6 +218,10 @@ fn parse(data: &[u8]) -> Result<Parsed, String> {
     let mut signature: Option<String> = None;
     let mut signed_payload = Vec::with_capacity(data.len());
     let mut in_signature = false;
+    // Git's order: tree, parents, author, committer, then other headers. A `parent` anywhere
+    // else is not a parent to git (nor to the hook that judges pushes), so it is refused here
+    // rather than followed.
+    let mut stage = 0u8;
     for line in header.split_inclusive(|b| *b == b'\n') {
         if let Some(continuation) = line.strip_prefix(b" ") {
             if in_signature {
@@ -239,10 +243,21 @@ fn parse(data: &[u8]) -> Result<Parsed, String> {
                 signature = Some(format!("{value}\n"));
                 continue;
             }
-            "tree" => tree = Some(ObjectId::from_hex(value.as_bytes()).map_err(|_| "bad tree id")?),
-            "parent" => parents.push(ObjectId::from_hex(value.as_bytes()).map_err(|_| "bad parent id")?),
-            "author" => author = Some(person(value)?),
-            "committer" => committer = Some(person(value)?),
+            "tree" if stage == 0 => {
+                tree = Some(ObjectId::from_hex(value.as_bytes()).map_err(|_| "bad tree id")?);
+                stage = 1;
+            }
+            "parent" if stage == 1 => parents.push(ObjectId::from_hex(value.as_bytes()).map_err(|_| "bad parent id")?),
+            "author" if stage == 1 => {
+                author = Some(person(value)?);
+                stage = 2;
+            }
+            "committer" if stage == 2 => {
+                committer = Some(person(value)?);
+                stage = 3;
+            }
+            "tree" | "parent" | "author" | "committer" => return Err(format!("'{key}' header out of git's order")),
+            _ if stage < 3 => return Err(format!("'{key}' header before the committer")),
             _ => {}
         }
         signed_payload.extend_from_slice(line);

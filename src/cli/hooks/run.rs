@@ -37,15 +37,19 @@ pub fn run(env: &Env, cmd: &Command) -> Result<()> {
     };
     let pin = real.config_string("clutch.orgid");
     let quarantine = crate::env::quarantine();
-    let refusals = match (cmd, quarantine) {
+    let (refusals, genesis) = match (cmd, quarantine) {
         (Command::PreReceive, Some(quarantine)) => {
             let scratch = Scratch(std::env::temp_dir().join(format!("clutch-hook-{}", std::process::id())));
             let objects = Store::open_quarantined(real.git_dir(), &PathBuf::from(quarantine), &scratch.0)?;
-            hook::check(&objects, current_log, pin.as_deref(), &updates)?
+            hook::check_log(&objects, current_log, pin.as_deref(), &updates)?
         }
-        _ => hook::check(&real, current_log, pin.as_deref(), &updates)?,
+        _ => hook::check_log(&real, current_log, pin.as_deref(), &updates)?,
     };
     if refusals.is_empty() {
+        // A server with no pin takes the org of the first log it accepts, and keeps it.
+        if let (Command::PreReceive, None, Some(genesis)) = (cmd, &pin, &genesis) {
+            real.config_set("clutch.orgId", genesis, false)?;
+        }
         return Ok(());
     }
     for refusal in &refusals {
