@@ -162,7 +162,7 @@ fn plan(state: &State, reviewers: &[String], failures: &HashSet<String>, paralle
         if has_verdict {
             continue;
         }
-        if let Some(reviewer) = reviewers.iter().find(|r| **r != p.author && **r != p.head_by && !busy.contains(*r)) {
+        if let Some(reviewer) = reviewers.iter().find(|r| **r != p.author && !p.pushers.contains(*r) && !busy.contains(*r)) {
             busy.insert(reviewer.clone());
             tasks_taken.insert(p.task.clone());
             actions.push(Action::Review { agent: reviewer.clone(), pr: p.id.clone() });

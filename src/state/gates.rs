@@ -41,6 +41,7 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
                 head: p.head.clone(),
                 heads: vec![p.head.clone()],
                 head_by: e.actor.clone(),
+                pushers: vec![e.actor.clone()],
                 status: PrStatus::Open,
                 opened_at: e.at.clone(),
                 updated_at: e.at.clone(),
@@ -67,6 +68,9 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
             pr.head = p.head.clone();
             pr.heads.push(p.head.clone());
             pr.head_by = e.actor.clone();
+            if !pr.pushers.contains(&e.actor) {
+                pr.pushers.push(e.actor.clone());
+            }
             pr.updated_at = e.at.clone();
         }
         Payload::ReviewCommented(p) => {

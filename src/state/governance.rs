@@ -32,9 +32,11 @@ pub struct Pr {
     pub head: String,
     /// Every head the PR has had, oldest first.
     pub heads: Vec<String>,
-    /// Who recorded the current head: the author, or whoever ran `pr update`. Their own
-    /// verdict on that head does not count.
+    /// Who recorded the current head: the author, or whoever ran `pr update`.
     pub head_by: String,
+    /// Everyone who ever recorded a head of this PR: none of their verdicts count, so nobody
+    /// approves code they pushed (not even by moving the head away and back).
+    pub pushers: Vec<String>,
     pub status: PrStatus,
     pub opened_at: String,
     pub updated_at: String,
@@ -288,7 +290,7 @@ fn current_verdicts(state: &State, pr: &Pr) -> (Vec<String>, Vec<String>) {
 /// PR's author nor the one who put the reviewed head there.
 fn counts(state: &State, pr: &Pr, review: &Review) -> bool {
     review.by != pr.author
-        && !(review.head == pr.head && review.by == pr.head_by)
+        && !pr.pushers.contains(&review.by)
         && matches!(review.role, Role::Ceo | Role::Senior)
         && state.agents.get(&review.by).is_some_and(|a| a.status == AgentStatus::Active)
 }

@@ -1159,3 +1159,22 @@ fn scorecard_figures_match_a_hand_built_log() {
     assert_eq!(env.state()["governance"]["evals"][0]["agent"], "jill");
     env.clutch(["verify"]).success();
 }
+
+#[test]
+fn a_senior_who_pushed_any_head_of_a_pr_cannot_approve_it() {
+    let env = TestEnv::with_org();
+    seed_main(&env);
+    let (_, pr, _) = junior_pr(&env, "jill", "pushed");
+    // bob puts his own commit on the junior's PR, then jill moves the head on: bob's code is
+    // still in it, so bob's approval of the new head must not count.
+    commit_on(&env, "pushed", "pushed.txt", "bob's change\n");
+    run(&env, "bob", &["pr", "update", &pr]).success();
+    let head = commit_on(&env, "pushed", "pushed.txt", "jill's follow-up\n");
+    run(&env, "jill", &["pr", "update", &pr]).success();
+    run(&env, "bob", &["pr", "review", &pr, "--approve", "-m", "lgtm"]).success();
+    assert_eq!(pr_show(&env, &pr, "alice")["gate"]["approvals"], json!([]), "bob pushed a head of this PR");
+    merge_blocked(&env, "alice", &pr, &[&format!("needs 1 senior approval(s) on head {}, has 0", short(&head))]);
+    // Someone who pushed nothing to it approves: that counts.
+    run(&env, "alice", &["pr", "review", &pr, "--approve", "-m", "ok"]).success();
+    merge_ok(&env, "alice", &pr);
+}
