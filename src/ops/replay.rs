@@ -291,18 +291,29 @@ impl Replay<'_> {
         if let Some(clock) = self.clocks.get(&oid) {
             return Ok(*clock);
         }
-        let hex = oid.to_string();
-        let clock = if state.rejected.iter().any(|r| r.commit == hex) {
-            let mut clock = 0;
-            for parent in self.store.parents(oid)? {
-                clock = clock.max(self.clock_of(state, parent)?);
+        let rejected: std::collections::HashSet<&str> = state.rejected.iter().map(|r| r.commit.as_str()).collect();
+        // Iteratively, parents before children: a long chain of refused commits from a hostile
+        // remote must not exhaust the stack.
+        let mut stack = vec![(oid, false)];
+        while let Some((commit, parents_done)) = stack.pop() {
+            if self.clocks.contains_key(&commit) {
+                continue;
             }
-            clock
-        } else {
-            claimed_clock(&self.store.read_event(oid)?)
-        };
-        self.clocks.insert(oid, clock);
-        Ok(clock)
+            if !rejected.contains(commit.to_string().as_str()) {
+                let clock = claimed_clock(&self.store.read_event(commit)?);
+                self.clocks.insert(commit, clock);
+                continue;
+            }
+            let parents = self.store.parents(commit)?;
+            if parents_done {
+                let clock = parents.iter().filter_map(|p| self.clocks.get(p)).copied().max().unwrap_or(0);
+                self.clocks.insert(commit, clock);
+            } else {
+                stack.push((commit, true));
+                stack.extend(parents.into_iter().filter(|p| !self.clocks.contains_key(p)).map(|p| (p, false)));
+            }
+        }
+        Ok(self.clocks.get(&oid).copied().unwrap_or(0))
     }
 }
 

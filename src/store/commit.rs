@@ -77,6 +77,9 @@ pub(super) fn prepare(
     Ok(Prepared { oid, objects })
 }
 
+/// The largest `event.json` replay reads (content goes under `files/`, not in the envelope).
+pub const MAX_EVENT_JSON: u64 = 1 << 20;
+
 /// An event commit as stored, before anything about it is trusted.
 #[derive(Debug, Clone)]
 pub struct RawEvent {
@@ -164,8 +167,16 @@ fn read_tree(repo: &gix::Repository, tree: ObjectId) -> TreeContent {
     for entry in &root.entries {
         match (entry.filename.to_string().as_str(), entry.mode.is_blob(), entry.mode.is_tree()) {
             ("event.json", true, _) => {
-                event_json =
-                    repo.find_object(entry.oid).map(|o| o.detach().data).map_err(|err| format!("event.json blob is unreadable: {err}"));
+                // An envelope is a few hundred bytes; a huge one is an attack on memory, refused
+                // before it is inflated.
+                event_json = match repo.find_header(entry.oid) {
+                    Ok(header) if header.size() > MAX_EVENT_JSON => {
+                        Err(format!("event.json is {} bytes; at most {MAX_EVENT_JSON} are read", header.size()))
+                    }
+                    _ => {
+                        repo.find_object(entry.oid).map(|o| o.detach().data).map_err(|err| format!("event.json blob is unreadable: {err}"))
+                    }
+                };
             }
             ("files", _, true) => {
                 if let Ok(sub) = repo.find_object(entry.oid) {

@@ -441,3 +441,21 @@ fn malformed_event_json_is_rejected() {
         assert_rejected(&env, &[(&forged, reason)], &title);
     }
 }
+
+#[test]
+fn a_huge_event_json_is_refused_without_being_read() {
+    let env = TestEnv::with_org();
+    let old = env.log_head().expect("a log");
+    // 2 MiB of envelope, signed by bob's real key: replay refuses it from its size alone.
+    let blob = env.git_stdin(["hash-object", "-w", "--stdin"], &vec![b' '; 2 << 20]);
+    let tree = env.git_stdin(["mktree"], format!("100644 blob {blob}\tevent.json\n").as_bytes());
+    let bob = Ident::agent("bob", env.tick());
+    let key = env.key_file("bob");
+    let huge = env.commit_tree(&tree, &[&old], &bob, &bob, "TASK_CREATED: huge\n", Some(&key));
+    env.git_ok(["update-ref", "refs/clutch/log", &huge, &old]);
+    let out = env.clutch(["verify"]).code(1);
+    assert!(out.stdout.contains(&format!("{huge}  event.json is 2097152 bytes; at most 1048576 are read")), "{out}");
+    // What comes after it still applies.
+    let task = env.new_task("bob", "after the huge one", &[]);
+    assert!(env.task_ids(&[]).contains(&task));
+}
