@@ -33,6 +33,13 @@ pub struct RunReport {
     pub tests_passed: Option<bool>,
 }
 
+/// Whether `commit` carries a valid signature by `key` (`ssh-ed25519 AAAA…`).
+fn signed_by(ctx: &Ctx, commit: ObjectId, key: &str) -> Result<bool> {
+    let raw = ctx.store.read_event(commit)?;
+    let Some(armored) = raw.signature.as_deref() else { return Ok(false) };
+    Ok(crate::sign::Signed::parse(armored).is_ok_and(|sig| sig.key.to_openssh() == key && sig.verify(&raw.signed_payload).is_ok()))
+}
+
 /// The least that any dollar budget covering a run has left.
 fn budget_left(state: &State, agent: &str, task: Option<&str>) -> Option<u64> {
     super::governance::applicable(state, agent, task).iter().filter_map(|r| r.remaining_usd_micros).map(|left| left.max(0) as u64).min()
@@ -139,7 +146,13 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         .collect();
     let worktree = ctx.store.branch_worktree(&branch, start, &format!("{agent}-{}", task.id))?;
     // The agent's memory, placed beside its work (excluded from the task's commit).
-    let (memory_tip, memory) = ctx.store.read_memory(agent)?;
+    let (memory_tip, mut memory) = ctx.store.read_memory(agent)?;
+    if let Some(tip) = memory_tip {
+        // Only notes the agent itself signed are handed to it.
+        if !signed_by(ctx, tip, &state.agents[agent].public_key)? {
+            memory.clear();
+        }
+    }
     let memory_dir = worktree.path().join(runtime::MEMORY_DIR);
     std::fs::create_dir_all(&memory_dir)?;
     for (name, content) in &memory {
