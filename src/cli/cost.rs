@@ -30,10 +30,10 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         rows.push(vec![
             row.key.clone(),
             row.events.to_string(),
-            format!("{:.6}", row.usd_micros as f64 / 1e6),
-            row.input_tokens.to_string(),
-            row.output_tokens.to_string(),
-            format!("{:.1}s", row.wall_ms as f64 / 1000.0),
+            format!("{:.6}", row.spend.usd_micros as f64 / 1e6),
+            row.spend.input_tokens.to_string(),
+            row.spend.output_tokens.to_string(),
+            format!("{:.1}s", row.spend.wall_ms as f64 / 1000.0),
         ]);
     }
     out.table(&rows)

@@ -61,8 +61,8 @@ pub fn run(env: &Env, args: &Args, out: &mut Out) -> Result<()> {
             "  {:<6} {:>4} events  ${:.6}  {:.2}s",
             row.key,
             row.events,
-            row.usd_micros as f64 / 1e6,
-            row.wall_ms as f64 / 1000.0
+            row.spend.usd_micros as f64 / 1e6,
+            row.spend.wall_ms as f64 / 1000.0
         ))?;
     }
     let events = report::applied_events(&ctx, state)?;

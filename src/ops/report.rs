@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::env::parse_time;
 use crate::event::{Cost, Event};
-use crate::state::{PrStatus, State};
+use crate::state::{PrStatus, Spend, State};
 use crate::{Error, Result};
 
 use super::{verify, Ctx};
@@ -59,23 +59,15 @@ impl std::str::FromStr for By {
 pub struct CostRow {
     pub key: String,
     pub events: u64,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_read_tokens: u64,
-    pub cache_write_tokens: u64,
-    pub usd_micros: u64,
-    pub wall_ms: u64,
+    /// The summed cost, its fields inline in JSON.
+    #[serde(flatten)]
+    pub spend: Spend,
 }
 
 impl CostRow {
     fn add(&mut self, cost: &Cost) {
         self.events += 1;
-        self.input_tokens += cost.input_tokens;
-        self.output_tokens += cost.output_tokens;
-        self.cache_read_tokens += cost.cache_read_tokens;
-        self.cache_write_tokens += cost.cache_write_tokens;
-        self.usd_micros += cost.usd_micros;
-        self.wall_ms += cost.wall_ms;
+        self.spend.add(cost);
     }
 }
 

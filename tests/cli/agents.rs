@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{rfc3339, str_field, CommandOutput, Ident, TestEnv, CLUTCH};
+use crate::common::{finished, parse_log, rfc3339, str_field, CommandOutput, Entry, Ident, TestEnv, CLUTCH};
 
 const CLAUDE_MODEL: &str = "claude-sonnet-4-5-20250929";
 const CODEX_MODEL: &str = "gpt-5.5";
@@ -354,15 +354,7 @@ impl World {
     }
 
     fn log(&self) -> Vec<Entry> {
-        let out = self.env.clutch(["log", "--json"]).success();
-        let Value::Array(entries) = out.json() else { panic!("log --json is not an array:\n{out}") };
-        entries
-            .into_iter()
-            .map(|e| {
-                assert_eq!(e["valid"], true, "every event of the log is valid: {e}");
-                Entry { commit: str_field(&e, "commit").to_string(), event: e["event"].clone() }
-            })
-            .collect()
+        parse_log(&self.env.clutch(["log", "--json"]).success())
     }
 
     fn branch_tip(&self, branch: &str) -> Option<String> {
@@ -442,41 +434,8 @@ impl World {
     }
 }
 
-/// One event of `log --json`.
-#[derive(Debug, Clone)]
-struct Entry {
-    commit: String,
-    event: Value,
-}
-
-impl Entry {
-    fn kind(&self) -> &str {
-        str_field(&self.event, "type")
-    }
-    fn actor(&self) -> &str {
-        str_field(&self.event, "actor_agent_id")
-    }
-    fn task(&self) -> Option<&str> {
-        self.event["task"].as_str()
-    }
-    fn payload(&self) -> &Value {
-        &self.event["payload"]
-    }
-    fn cost(&self, field: &str) -> u64 {
-        self.event["cost"][field].as_u64().unwrap_or_else(|| panic!("cost.{field} of {}", self.event))
-    }
-}
-
 fn of_kind<'a>(log: &'a [Entry], kind: &str, task: &str) -> Vec<&'a Entry> {
     log.iter().filter(|e| e.kind() == kind && e.task() == Some(task)).collect()
-}
-
-/// The one RUN_FINISHED of `run`.
-#[track_caller]
-fn finished<'a>(log: &'a [Entry], run: &str) -> &'a Entry {
-    let found: Vec<_> = log.iter().filter(|e| e.kind() == "RUN_FINISHED" && e.payload()["run"] == run).collect();
-    assert_eq!(found.len(), 1, "exactly one RUN_FINISHED for {run}: {found:?}");
-    found[0]
 }
 
 /// The run id a failed `run` names in its error (`run r-… did not succeed: …`).

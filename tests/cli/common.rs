@@ -443,3 +443,69 @@ impl TestEnv {
         run(cmd)
     }
 }
+
+/// The commit message clutch writes for `event` (`TYPE [task]: summary`, then the `Clutch-*`
+/// trailers in clutch's order): what a forgery made with plain git must carry to look right.
+pub fn commit_message(event: &Value, summary: &str) -> String {
+    let kind = str_field(event, "type");
+    let mut message = kind.to_string();
+    if let Some(task) = event["task"].as_str() {
+        message.push_str(&format!(" {task}"));
+    }
+    message.push_str(&format!(": {summary}\n\nClutch-Event: {kind}\nClutch-Actor: {}\n", str_field(event, "actor_agent_id")));
+    if let Some(project) = event["project"].as_str() {
+        message.push_str(&format!("Clutch-Project: {project}\n"));
+    }
+    if let Some(task) = event["task"].as_str() {
+        message.push_str(&format!("Clutch-Task: {task}\n"));
+    }
+    message.push_str(&format!("Clutch-Clock: {}\n", event["clock"]));
+    message
+}
+
+/// One event of `log --json`: its commit and its envelope.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub commit: String,
+    pub event: Value,
+}
+
+impl Entry {
+    pub fn kind(&self) -> &str {
+        str_field(&self.event, "type")
+    }
+    pub fn actor(&self) -> &str {
+        str_field(&self.event, "actor_agent_id")
+    }
+    pub fn task(&self) -> Option<&str> {
+        self.event["task"].as_str()
+    }
+    pub fn payload(&self) -> &Value {
+        &self.event["payload"]
+    }
+    #[track_caller]
+    pub fn cost(&self, field: &str) -> u64 {
+        self.event["cost"][field].as_u64().unwrap_or_else(|| panic!("cost.{field} of {}", self.event))
+    }
+}
+
+/// The entries of a `log --json` output, oldest first; every one must be valid.
+#[track_caller]
+pub fn parse_log(out: &CommandOutput) -> Vec<Entry> {
+    let Value::Array(entries) = out.json() else { panic!("log --json is not an array:\n{out}") };
+    entries
+        .into_iter()
+        .map(|e| {
+            assert_eq!(e["valid"], true, "every event of the log is valid: {e}");
+            Entry { commit: str_field(&e, "commit").to_string(), event: e["event"].clone() }
+        })
+        .collect()
+}
+
+/// The one RUN_FINISHED of `run`.
+#[track_caller]
+pub fn finished<'a>(log: &'a [Entry], run: &str) -> &'a Entry {
+    let found: Vec<_> = log.iter().filter(|e| e.kind() == "RUN_FINISHED" && e.payload()["run"] == run).collect();
+    assert_eq!(found.len(), 1, "exactly one RUN_FINISHED for {run}: {found:?}");
+    found[0]
+}

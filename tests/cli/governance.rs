@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::common::{rfc3339, str_field, CommandOutput, Ident, TestEnv, CLUTCH, LOG_REF};
+use crate::common::{commit_message, rfc3339, str_field, CommandOutput, Ident, TestEnv, CLUTCH, LOG_REF};
 
 /// 2026-11-24T08:00:00Z, the harness's first command (see `common.rs`).
 const START: i64 = 1_795_507_200;
@@ -184,24 +184,6 @@ fn merge_ok(env: &TestEnv, merger: &str, pr: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Forging events with plain git
 
-/// The commit message clutch writes for `event`: a subject, then the trailers in clutch's order.
-fn message_for(event: &Value) -> String {
-    let kind = str_field(event, "type");
-    let mut message = kind.to_string();
-    if let Some(task) = event["task"].as_str() {
-        message.push_str(&format!(" {task}"));
-    }
-    message.push_str(&format!(": forged with plain git\n\nClutch-Event: {kind}\nClutch-Actor: {}\n", str_field(event, "actor_agent_id")));
-    if let Some(project) = event["project"].as_str() {
-        message.push_str(&format!("Clutch-Project: {project}\n"));
-    }
-    if let Some(task) = event["task"].as_str() {
-        message.push_str(&format!("Clutch-Task: {task}\n"));
-    }
-    message.push_str(&format!("Clutch-Clock: {}\n", event["clock"]));
-    message
-}
-
 /// Append a validly signed event made with plain git: a copy of `template`'s envelope (so the
 /// task and project match) with the given actor, type and payload, the next clock and a fresh
 /// time; author and committer the actor; signed with the actor's real key from
@@ -240,7 +222,7 @@ fn forge_with(
     let tree = env.git_stdin(["mktree"], format!("100644 blob {blob}\tevent.json\n").as_bytes());
     let who = Ident::agent(actor, time);
     let key = env.key_file(actor);
-    let commit = env.commit_tree(&tree, &[&head], &who, &who, &message_for(&event), Some(&key));
+    let commit = env.commit_tree(&tree, &[&head], &who, &who, &commit_message(&event, "forged with plain git"), Some(&key));
     env.git_ok(["update-ref", LOG_REF, &commit, &head]);
     commit
 }

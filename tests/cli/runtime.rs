@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::common::{rfc3339, str_field, CommandOutput, Ident, TestEnv, CLUTCH};
+use crate::common::{finished, parse_log, rfc3339, str_field, CommandOutput, Entry, Ident, TestEnv, CLUTCH};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -69,56 +69,12 @@ fn branch_tip(env: &TestEnv, branch: &str) -> Option<String> {
     (out.status == 0).then(|| out.out().to_string())
 }
 
-/// One valid event of `log --json`: its commit and its envelope, oldest first.
-#[derive(Debug, Clone)]
-struct Entry {
-    commit: String,
-    event: Value,
-}
-
-impl Entry {
-    fn kind(&self) -> &str {
-        str_field(&self.event, "type")
-    }
-
-    fn actor(&self) -> &str {
-        str_field(&self.event, "actor_agent_id")
-    }
-
-    fn task(&self) -> Option<&str> {
-        self.event["task"].as_str()
-    }
-
-    fn payload(&self) -> &Value {
-        &self.event["payload"]
-    }
-}
-
-fn parse_log(out: &CommandOutput) -> Vec<Entry> {
-    let Value::Array(entries) = out.json() else { panic!("log --json is not an array:\n{out}") };
-    entries
-        .into_iter()
-        .map(|e| {
-            assert_eq!(e["valid"], true, "every event of the log is valid: {e}");
-            Entry { commit: str_field(&e, "commit").to_string(), event: e["event"].clone() }
-        })
-        .collect()
-}
-
 fn log(env: &TestEnv) -> Vec<Entry> {
     parse_log(&env.clutch(["log", "--json"]).success())
 }
 
 fn of_kind<'a>(log: &'a [Entry], kind: &str) -> Vec<&'a Entry> {
     log.iter().filter(|e| e.kind() == kind).collect()
-}
-
-/// The RUN_FINISHED of `run`.
-#[track_caller]
-fn finished<'a>(log: &'a [Entry], run: &str) -> &'a Entry {
-    let found: Vec<_> = log.iter().filter(|e| e.kind() == "RUN_FINISHED" && e.payload()["run"] == run).collect();
-    assert_eq!(found.len(), 1, "exactly one RUN_FINISHED for {run}: {found:?}");
-    found[0]
 }
 
 /// Run ids from `state --json` matched to the RUN_STARTED commit each was derived from

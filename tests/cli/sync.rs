@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{rfc3339, str_field, CommandOutput, Ident, TestEnv, CLUTCH, LOG_REF};
+use crate::common::{commit_message, rfc3339, str_field, CommandOutput, Ident, TestEnv, CLUTCH, LOG_REF};
 
 // ---------------------------------------------------------------------------------------------
 // Running things with git-clutch on the PATH
@@ -230,24 +230,6 @@ fn sync(env: &TestEnv, dir: &Path, agent: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Forging events with plain git (as in docs/storage-format.md)
 
-/// The commit message clutch writes for `event`: a subject, then the trailers in clutch's order.
-fn message_for(event: &Value) -> String {
-    let kind = str_field(event, "type");
-    let mut message = kind.to_string();
-    if let Some(task) = event["task"].as_str() {
-        message.push_str(&format!(" {task}"));
-    }
-    message.push_str(&format!(": forged with plain git\n\nClutch-Event: {kind}\nClutch-Actor: {}\n", str_field(event, "actor_agent_id")));
-    if let Some(project) = event["project"].as_str() {
-        message.push_str(&format!("Clutch-Project: {project}\n"));
-    }
-    if let Some(task) = event["task"].as_str() {
-        message.push_str(&format!("Clutch-Task: {task}\n"));
-    }
-    message.push_str(&format!("Clutch-Clock: {}\n", event["clock"]));
-    message
-}
-
 /// An event made with plain git in the origin repository on top of `parent`, consistent in
 /// everything but what the caller breaks: the next clock, a fresh time, author and committer
 /// the actor, project `core`; signed with `key` when given. The log does not move.
@@ -269,7 +251,7 @@ fn forge(env: &TestEnv, parent: &str, actor: &str, kind: &str, task: Option<&str
     let blob = env.git_stdin(["hash-object", "-w", "--stdin"], &bytes);
     let tree = env.git_stdin(["mktree"], format!("100644 blob {blob}\tevent.json\n").as_bytes());
     let who = Ident::agent(actor, time);
-    env.commit_tree(&tree, &[parent], &who, &who, &message_for(&event), key)
+    env.commit_tree(&tree, &[parent], &who, &who, &commit_message(&event, "forged with plain git"), key)
 }
 
 fn task_created(title: &str) -> Value {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use crate::common::{rfc3339, str_field, Ident, TestEnv, LOG_REF};
+use crate::common::{commit_message, rfc3339, str_field, Ident, TestEnv, LOG_REF};
 
 /// An event to forge: its envelope, and how the commit around it is made.
 struct Forgery {
@@ -38,7 +38,7 @@ impl Forgery {
         event["project"] = json!(project);
         event["refs"] = json!([]);
         event["payload"] = payload;
-        let message = message_for(&event, "forged");
+        let message = commit_message(&event, "forged");
         Forgery {
             event,
             file_name: "event.json",
@@ -91,24 +91,6 @@ fn tree_with(env: &TestEnv, name: &str, event: &Value) -> String {
     bytes.push(b'\n');
     let blob = env.git_stdin(["hash-object", "-w", "--stdin"], &bytes);
     env.git_stdin(["mktree"], format!("100644 blob {blob}\t{name}\n").as_bytes())
-}
-
-/// The commit message clutch writes for `event`: `TYPE [task]: summary`, then the trailers.
-fn message_for(event: &Value, summary: &str) -> String {
-    let kind = str_field(event, "type");
-    let mut message = kind.to_string();
-    if let Some(task) = event["task"].as_str() {
-        message.push_str(&format!(" {task}"));
-    }
-    message.push_str(&format!(": {summary}\n\nClutch-Event: {kind}\nClutch-Actor: {}\n", str_field(event, "actor_agent_id")));
-    if let Some(project) = event["project"].as_str() {
-        message.push_str(&format!("Clutch-Project: {project}\n"));
-    }
-    if let Some(task) = event["task"].as_str() {
-        message.push_str(&format!("Clutch-Task: {task}\n"));
-    }
-    message.push_str(&format!("Clutch-Clock: {}\n", event["clock"]));
-    message
 }
 
 fn task_created(title: &str) -> Value {
@@ -280,7 +262,7 @@ fn commit_metadata_that_disagrees_with_the_event_is_rejected() {
             "clock",
             |f| {
                 f.event["clock"] = json!(f.event["clock"].as_u64().expect("clock") - 1);
-                f.message = message_for(&f.event, "forged");
+                f.message = commit_message(&f.event, "forged");
             },
             "is not greater than its parent's clock",
         ),
@@ -383,7 +365,7 @@ fn clock_claimed_by_a_rejected_event_does_not_hold_the_org_hostage() {
     let env = TestEnv::with_org();
     let mut forgery = Forgery::new(&env, "bob", "TASK_CREATED", None, Some("core"), task_created("Clock bomb"));
     forgery.event["clock"] = json!(u64::MAX);
-    forgery.message = message_for(&forgery.event, "forged");
+    forgery.message = commit_message(&forgery.event, "forged");
     let forged = forgery.append(&env);
     assert_rejected(&env, &[(&forged, "not signed")], "Clock bomb");
 }
