@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{process, program, Job, Outcome, Runtime, Unavailable};
-use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
+use super::{model_prompt as prompt, one_line, process, program, verdict_of, Job, Outcome, Runtime, Unavailable};
+use crate::event::{Cost, CostSource, RunPurpose, RunStatus};
 
 #[derive(Debug)]
 pub struct Claude;
@@ -122,26 +122,6 @@ impl Runtime for Claude {
     }
 }
 
-fn prompt(job: &Job) -> String {
-    match job.purpose {
-        RunPurpose::Work => job.prompt.clone(),
-        RunPurpose::Review => format!(
-            "{}\nRead the files of this checkout. Reply with APPROVE on the first line if it does what the task asks, or REQUEST CHANGES on the first line followed by what to change.",
-            job.prompt
-        ),
-    }
-}
-
-/// A review's first line: APPROVE, or anything else is a request for changes.
-fn verdict_of(text: &str) -> (Verdict, String) {
-    let first = text.lines().next().unwrap_or("").trim().to_ascii_uppercase();
-    if first.starts_with("APPROVE") {
-        (Verdict::Approve, one_line(text))
-    } else {
-        (Verdict::RequestChanges, one_line(text))
-    }
-}
-
 /// Dollars as the CLI reported them, tokens from `modelUsage` summed over models.
 pub fn cost_of(result: &Value) -> Cost {
     let usd = result.get("total_cost_usd").and_then(Value::as_f64).unwrap_or(0.0);
@@ -156,11 +136,6 @@ pub fn cost_of(result: &Value) -> Cost {
         }
     }
     cost
-}
-
-fn one_line(text: &str) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    line.chars().take(300).collect()
 }
 
 /// A fresh UUID (v4) for `--session-id`.

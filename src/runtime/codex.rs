@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{process, program, Job, Outcome, Runtime, Unavailable};
-use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
+use super::{model_prompt as prompt, one_line, process, program, verdict_of, Job, Outcome, Runtime, Unavailable};
+use crate::event::{Cost, CostSource, RunPurpose, RunStatus};
 
 #[derive(Debug)]
 pub struct Codex;
@@ -124,21 +124,8 @@ impl Runtime for Codex {
         if !finished.succeeded() || completed.is_none() {
             return outcome(RunStatus::Failed, format!("codex exited {:?}: {}", finished.exit_code(), finished.last_words()), None);
         }
-        let verdict = (job.purpose == RunPurpose::Review).then(|| {
-            let first = message.lines().next().unwrap_or("").trim().to_ascii_uppercase();
-            (if first.starts_with("APPROVE") { Verdict::Approve } else { Verdict::RequestChanges }, one_line(&message))
-        });
+        let verdict = (job.purpose == RunPurpose::Review).then(|| verdict_of(&message));
         outcome(RunStatus::Succeeded, one_line(&message), verdict)
-    }
-}
-
-fn prompt(job: &Job) -> String {
-    match job.purpose {
-        RunPurpose::Work => job.prompt.clone(),
-        RunPurpose::Review => format!(
-            "{}\nRead the files of this checkout. Reply with APPROVE on the first line if it does what the task asks, or REQUEST CHANGES on the first line followed by what to change.",
-            job.prompt
-        ),
     }
 }
 
@@ -170,9 +157,4 @@ pub fn cost_of(usage: &Value, model: &str, settings: &std::collections::BTreeMap
         wall_ms: 0,
         source: CostSource::RateCard,
     }
-}
-
-fn one_line(text: &str) -> String {
-    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    line.chars().take(300).collect()
 }

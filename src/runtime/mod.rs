@@ -126,3 +126,27 @@ pub fn program(settings: &BTreeMap<String, String>, default: &str) -> Result<Pat
         Unavailable(format!("'{name}' is not on PATH: install it (see docs/runtimes.md) or set --runtime-opt bin=/path/to/{name}"))
     })
 }
+
+/// What a model-driven agent is told: the job's prompt, and for a review how to answer.
+pub fn model_prompt(job: &Job) -> String {
+    match job.purpose {
+        RunPurpose::Work => job.prompt.clone(),
+        RunPurpose::Review => format!(
+            "{}\nRead the files of this checkout. Reply with APPROVE on the first line if it does what the task asks, or REQUEST CHANGES on the first line followed by what to change.",
+            job.prompt
+        ),
+    }
+}
+
+/// A model's review: APPROVE on its first line, or anything else is a request for changes.
+pub fn verdict_of(text: &str) -> (Verdict, String) {
+    let first = text.lines().next().unwrap_or("").trim().to_ascii_uppercase();
+    let verdict = if first.starts_with("APPROVE") { Verdict::Approve } else { Verdict::RequestChanges };
+    (verdict, one_line(text))
+}
+
+/// Text on one line, at most 300 characters: for summaries kept in events.
+pub fn one_line(text: &str) -> String {
+    let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    line.chars().take(300).collect()
+}
