@@ -18,6 +18,33 @@ pub struct Env {
     /// `CLUTCH_ACTOR`, when set.
     pub actor: Option<String>,
     now: Option<i64>,
+    /// What unlocks the vault: `CLUTCH_SECRET_KEY`, or the file `CLUTCH_SECRET_KEY_FILE` names.
+    secret: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone)]
+enum SecretSource {
+    Text(SecretText),
+    File(PathBuf),
+}
+
+/// Text that must not be printed: its `Debug` says `[secret]`, and it is wiped when dropped.
+#[derive(Clone)]
+pub struct SecretText(zeroize::Zeroizing<String>);
+
+impl SecretText {
+    pub fn new(text: String) -> Self {
+        SecretText(zeroize::Zeroizing::new(text))
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[secret]")
+    }
 }
 
 impl Env {
@@ -39,12 +66,34 @@ impl Env {
             Some(text) => Some(parse_time(&text).map_err(|err| err.context("CLUTCH_NOW"))?),
             None => None,
         };
-        Ok(Env { home, actor: var("CLUTCH_ACTOR"), now })
+        let secret = match (var("CLUTCH_SECRET_KEY"), var("CLUTCH_SECRET_KEY_FILE")) {
+            (Some(text), _) => Some(SecretSource::Text(SecretText::new(text))),
+            (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
+            (None, None) => None,
+        };
+        Ok(Env { home, actor: var("CLUTCH_ACTOR"), now, secret })
+    }
+
+    /// The vault's key, when one is given; an unreadable key file is an error.
+    pub fn secret_key(&self) -> Result<Option<SecretText>> {
+        match &self.secret {
+            None => Ok(None),
+            Some(SecretSource::Text(text)) => Ok(Some(text.clone())),
+            Some(SecretSource::File(path)) => std::fs::read_to_string(path)
+                .map(|text| Some(SecretText::new(text)))
+                .map_err(|err| Error::user(format!("cannot read CLUTCH_SECRET_KEY_FILE {}: {err}", path.display()))),
+        }
+    }
+
+    /// The same environment with the vault unlocked by `key`.
+    pub fn with_secret_key(mut self, key: SecretText) -> Self {
+        self.secret = Some(SecretSource::Text(key));
+        self
     }
 
     /// An environment for tests and benches: everything given, nothing read.
     pub fn pinned(home: PathBuf, actor: Option<String>, now: i64) -> Self {
-        Env { home, actor, now: Some(now) }
+        Env { home, actor, now: Some(now), secret: None }
     }
 
     /// Seconds since the epoch, UTC.

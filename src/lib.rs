@@ -35,5 +35,6 @@ pub mod runtime;
 pub mod sign;
 pub mod state;
 pub mod store;
+pub mod vault;
 
 pub use error::{Error, Result};

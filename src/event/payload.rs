@@ -361,6 +361,22 @@ pub struct RunStarted {
     pub pr: Option<String>,
     /// The commit the run starts from.
     pub base: String,
+    /// The secrets the run received from the vault: names and fingerprints, never values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<SecretRef>,
+    /// `sha256:` hash of the policy (sandbox, tool allowlist, network) the run ran under,
+    /// when the agent's definition sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// A secret a run received: which one, and which version of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    pub name: String,
+    /// 16 hex digits: SHA-256 of the secret's salt and value (see docs/vault.md).
+    pub fingerprint: String,
 }
 
 /// How a run ended.

@@ -7,12 +7,16 @@
 //! signed with the agent's key, the PR opened or updated, the agent's test command recorded as
 //! TEST_RUN, and RUN_STARTED / RUN_FINISHED with status, duration and cost.
 
-use crate::event::{Cost, Payload, RunFinished, RunPurpose, RunRefused, RunStarted, RunStatus, TaskStatus, Verdict};
+use crate::event::{Cost, Payload, RunFinished, RunPurpose, RunRefused, RunStarted, RunStatus, SecretRef, TaskStatus, Verdict};
 use crate::runtime::{self, Job, Outcome, TaskBrief};
 use crate::sign::PublicKey;
 use crate::state::{PrStatus, State};
 use crate::store::ObjectId;
+use crate::vault::Vault;
 use crate::{Error, Result};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use runtime::policy::Policy;
 
 use super::{pr, task, test_run, transact, Ctx, Draft};
 
@@ -43,6 +47,109 @@ fn signed_by(ctx: &Ctx, commit: ObjectId, key: &str) -> Result<bool> {
 /// The least that any dollar budget covering a run has left.
 fn budget_left(state: &State, agent: &str, task: Option<&str>) -> Option<u64> {
     super::governance::applicable(state, agent, task).iter().filter_map(|r| r.remaining_usd_micros).map(|left| left.max(0) as u64).min()
+}
+
+/// An agent definition's settings made ready for a run: `secret:NAME` values taken from the
+/// vault, `env.VAR` settings split off as the process's variables, the policy parsed. Runs
+/// before anything is written, so a locked vault or a missing secret changes nothing.
+struct Resolved {
+    settings: BTreeMap<String, String>,
+    env: Vec<(String, String)>,
+    secrets: Vec<runtime::SecretUse>,
+    policy: Policy,
+}
+
+fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Result<Resolved> {
+    let fix = format!("fix it with: git clutch agent config {agent} --runtime-opt KEY=VALUE");
+    let policy = Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")).hint(fix.clone()))?;
+    let wanted: Vec<&str> = settings.values().filter_map(|v| v.strip_prefix("secret:")).collect();
+    let vault = match wanted.is_empty() {
+        true => None,
+        false => Some(Vault::open(&ctx.env).map_err(|err| err.context(format!("agent '{agent}' needs secrets ({})", wanted.join(", "))))?),
+    };
+    let mut out = Resolved { settings: BTreeMap::new(), env: Vec::new(), secrets: Vec::new(), policy };
+    for (key, value) in settings {
+        let value = match (value.strip_prefix("secret:"), &vault) {
+            (Some(name), Some(vault)) => {
+                let entry = vault.get(name).filter(|_| !name.starts_with(crate::vault::KEY_PREFIX)).ok_or_else(|| {
+                    Error::user(format!("secret '{name}' (setting {key} of agent '{agent}') is not in the vault"))
+                        .hint(format!("add it with: git clutch secret set {name}"))
+                })?;
+                if entry.value.len() < runtime::MIN_SECRET_LEN {
+                    return Err(Error::user(format!(
+                        "secret '{name}' is shorter than {} characters: it could not be kept out of transcripts",
+                        runtime::MIN_SECRET_LEN
+                    ))
+                    .hint(format!("set a real credential: git clutch secret set {name}")));
+                }
+                if !out.secrets.iter().any(|s| s.name == name) {
+                    out.secrets.push(runtime::SecretUse {
+                        name: name.to_string(),
+                        fingerprint: entry.fingerprint(),
+                        value: zeroize::Zeroizing::new(entry.value.clone()),
+                    });
+                }
+                entry.value.clone()
+            }
+            _ => value.clone(),
+        };
+        match key.strip_prefix("env.") {
+            Some(var) => {
+                let ok = var.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                    && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !ok {
+                    return Err(Error::user(format!("agent '{agent}': setting '{key}' does not name an environment variable")).hint(fix));
+                }
+                out.env.push((var.to_string(), value));
+            }
+            None => {
+                out.settings.insert(key.clone(), value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The first file in the worktree (outside `.git` and the memory notes) that holds a secret
+/// value of the run: such changes are never committed.
+fn leaked_secret(workdir: &Path, secrets: &[runtime::SecretUse]) -> Option<(String, PathBuf)> {
+    if secrets.is_empty() {
+        return None;
+    }
+    let mut stack = vec![workdir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            if name == ".git" || name == runtime::MEMORY_DIR {
+                continue;
+            }
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let Ok(bytes) = std::fs::read(&path) else { continue };
+                if let Some(s) = secrets.iter().find(|s| bytes.windows(s.value.len()).any(|w| w == s.value.as_bytes())) {
+                    return Some((s.name.clone(), path.strip_prefix(workdir).unwrap_or(&path).to_path_buf()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The outcome with every secret value of the run replaced by its name.
+fn redact_outcome(job: &Job, outcome: &mut Outcome) {
+    outcome.summary = job.redact(&outcome.summary);
+    if let Some((_, body)) = &mut outcome.verdict {
+        *body = job.redact(body);
+    }
+    let transcript = String::from_utf8_lossy(&outcome.transcript);
+    let clean = job.redact(&transcript);
+    if clean != transcript {
+        outcome.transcript = clean.into_bytes();
+    }
 }
 
 fn record(ctx: &Ctx, agent: &str, drafts: Vec<Draft>) -> Result<Vec<super::Written>> {
@@ -103,6 +210,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     let state = &loaded.state;
     let task = state.find_task(task_id).map_err(|why| Error::user(why).hint("see the tasks with: git clutch task list"))?.clone();
     let (rt, def) = runtime_of(ctx, state, agent, &task.id)?;
+    let resolved = resolve(ctx, agent, &def.settings)?;
     // The budget gate first: a refused run changes nothing but recording the refusal.
     if let Some(spent) = crate::state::spent_budget(state, agent, Some(&task.id)) {
         let reason = format!("the budget of {spent} is spent");
@@ -166,9 +274,12 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         pr: open_pr.as_ref().map(|p| p.id.clone()),
         reviews,
         dependencies,
-        settings: def.settings.clone(),
+        settings: resolved.settings,
         prompt: String::new(),
         budget_usd_micros: None,
+        env: resolved.env,
+        secrets: resolved.secrets,
+        policy: resolved.policy,
     };
     job.prompt = prompt(&job);
     job.budget_usd_micros = budget_left(&state, agent, Some(&task.id));
@@ -184,6 +295,13 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     };
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
+    redact_outcome(&job, &mut outcome);
+    if outcome.status == RunStatus::Succeeded {
+        if let Some((name, file)) = leaked_secret(&job.workdir, &job.secrets) {
+            outcome.status = RunStatus::Failed;
+            outcome.summary = format!("the agent wrote the value of secret {name} into {}: nothing was committed", file.display());
+        }
+    }
 
     // push: commit what changed, signed by the agent.
     let mut commit = None;
@@ -228,6 +346,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     let notes: Vec<(String, Vec<u8>)> = crate::store::MEMORY_FILES
         .iter()
         .filter_map(|name| std::fs::read(memory_dir.join(name)).ok().map(|content| (name.to_string(), content)))
+        .map(|(name, content)| (name, job.redact(&String::from_utf8_lossy(&content)).into_bytes()))
         .collect();
     if !notes.is_empty() && notes != memory {
         let key = ctx.keys.load(agent, &PublicKey::parse_openssh(&state.agents[agent].public_key)?)?;
@@ -269,6 +388,8 @@ fn start_run(ctx: &Ctx, state: &State, rt: &dyn runtime::Runtime, runtime: &str,
             purpose: job.purpose,
             pr: job.pr.clone(),
             base: base.to_string(),
+            secrets: job.secrets.iter().map(|s| SecretRef { name: s.name.clone(), fingerprint: s.fingerprint.clone() }).collect(),
+            policy: (!job.policy.is_empty()).then(|| job.policy.hash()),
         }))
         .task(&state.tasks[&job.task.id])],
     )?;
@@ -303,6 +424,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
     let state = &loaded.state;
     let pr = pr::find_pr(state, pr_id)?.clone();
     let (rt, def) = runtime_of(ctx, state, agent, &pr.task)?;
+    let resolved = resolve(ctx, agent, &def.settings)?;
     if let Some(spent) = crate::state::spent_budget(state, agent, Some(&pr.task)) {
         let reason = format!("the budget of {spent} is spent");
         refuse(ctx, state, agent, &pr.task, &reason)?;
@@ -318,9 +440,12 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         pr: Some(pr.id.clone()),
         reviews: pr.reviews.iter().map(|r| (r.by.clone(), r.verdict, r.body.clone())).collect(),
         dependencies: Vec::new(),
-        settings: def.settings.clone(),
+        settings: resolved.settings,
         prompt: String::new(),
         budget_usd_micros: None,
+        env: resolved.env,
+        secrets: resolved.secrets,
+        policy: resolved.policy,
     };
     job.prompt = format!(
         "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",
@@ -329,6 +454,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
     let run_id = start_run(ctx, state, rt.as_ref(), &def.runtime, &job, &pr.head)?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
+    redact_outcome(&job, &mut outcome);
     drop(worktree);
     let mut verdict = None;
     if let (RunStatus::Succeeded, Some((v, body))) = (outcome.status, &outcome.verdict) {

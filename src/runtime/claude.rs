@@ -70,7 +70,7 @@ impl Runtime for Claude {
         }
         let timeout = Duration::from_secs(setting("timeout_s", "900").parse().unwrap_or(900));
         let pass = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR"];
-        let finished = match process::run_agent(command, &pass, b"", timeout) {
+        let finished = match process::run_agent(command, job, &pass, b"", timeout) {
             Ok(finished) => finished,
             Err(err) => return Outcome::failed(format!("cannot start claude: {err}")),
         };

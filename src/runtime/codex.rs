@@ -86,7 +86,7 @@ impl Runtime for Codex {
         let timeout = Duration::from_secs(setting("timeout_s", "900").parse().unwrap_or(900));
         let key_var = setting("api_key_env", "OPENAI_API_KEY");
         let pass = ["OPENAI_API_KEY", "CODEX_HOME", "OPENAI_BASE_URL", key_var.as_str()];
-        let finished = match process::run_agent(command, &pass, b"", timeout) {
+        let finished = match process::run_agent(command, job, &pass, b"", timeout) {
             Ok(finished) => finished,
             Err(err) => return Outcome::failed(format!("cannot start codex: {err}")),
         };

@@ -9,6 +9,7 @@
 pub mod claude;
 pub mod codex;
 pub mod in_process;
+pub mod policy;
 pub mod process;
 pub mod subprocess;
 
@@ -39,6 +40,59 @@ pub struct Job {
     pub prompt: String,
     /// The least that any budget covering the run has left, in US dollars × 1e6.
     pub budget_usd_micros: Option<u64>,
+    /// Variables for the agent's process: the definition's `env.NAME` settings, with
+    /// `secret:…` values resolved from the vault. Never serialized.
+    #[serde(skip)]
+    pub env: Vec<(String, String)>,
+    /// The secrets this run received; their values are kept only to redact them.
+    #[serde(skip)]
+    pub secrets: Vec<SecretUse>,
+    /// What the definition allows (sandbox, tools, network): each runtime enforces it or
+    /// refuses in `pull`.
+    pub policy: policy::Policy,
+}
+
+/// A secret handed to a run.
+#[derive(Clone)]
+pub struct SecretUse {
+    pub name: String,
+    pub fingerprint: String,
+    pub value: zeroize::Zeroizing<String>,
+}
+
+impl std::fmt::Debug for SecretUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretUse").field("name", &self.name).field("fingerprint", &self.fingerprint).finish_non_exhaustive()
+    }
+}
+
+/// Secret values shorter than this are not searched for (they would match ordinary text);
+/// the vault refuses to hand them to runs.
+pub const MIN_SECRET_LEN: usize = 6;
+
+impl Job {
+    /// `text` with every secret value of the run replaced by `[secret:NAME]`.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, &self.secrets)
+    }
+
+    /// The job as JSON for the agent, secret values redacted (the program gets them through
+    /// its environment, never in the job).
+    pub fn wire_json(&self) -> Vec<u8> {
+        let json = serde_json::to_string(self).unwrap_or_default();
+        self.redact(&json).into_bytes()
+    }
+}
+
+/// `text` with each secret's value replaced by `[secret:NAME]`.
+pub fn redact(text: &str, secrets: &[SecretUse]) -> String {
+    let mut text = text.to_string();
+    for secret in secrets.iter().filter(|s| s.value.len() >= MIN_SECRET_LEN) {
+        if text.contains(secret.value.as_str()) {
+            text = text.replace(secret.value.as_str(), &format!("[secret:{}]", secret.name));
+        }
+    }
+    text
 }
 
 /// Where an agent finds and keeps its notes in the worktree (`MEMORY.md`, `WORKING.md`).

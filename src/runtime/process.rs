@@ -6,6 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use super::{Job, SecretUse};
+
 /// What a finished (or killed) program left.
 #[derive(Debug)]
 pub struct Finished {
@@ -43,28 +45,40 @@ impl Finished {
 }
 
 impl Finished {
-    /// Replace every occurrence of each secret value in the output with `[redacted]`, so a
-    /// credential the agent printed never reaches the transcript kept in the log.
-    pub fn redact(&mut self, secrets: &[String]) {
-        for secret in secrets.iter().filter(|s| s.len() >= 4) {
-            for stream in [&mut self.stdout, &mut self.stderr] {
-                let text = String::from_utf8_lossy(stream);
-                if text.contains(secret.as_str()) {
-                    *stream = text.replace(secret.as_str(), "[redacted]").into_bytes();
-                }
+    /// Replace every occurrence of each secret value in the output with `[secret:NAME]`, so
+    /// a credential the agent printed never reaches the transcript kept in the log.
+    pub fn redact(&mut self, secrets: &[SecretUse]) {
+        for stream in [&mut self.stdout, &mut self.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            let clean = super::redact(&text, secrets);
+            if clean != text {
+                *stream = clean.into_bytes();
             }
         }
     }
 }
 
 /// Run `command` (its own process group) with `input` on stdin, for at most `timeout`, with a
-/// cleared environment: the basics and `pass` (see [`crate::env::for_agent`]), then whatever
-/// the caller set on `command` after this. Values of `pass` are redacted from the output.
-/// `Err` only when it cannot be started at all.
-pub fn run_agent(mut command: Command, pass: &[&str], input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
-    let env = crate::env::for_agent(pass);
-    let secrets: Vec<String> =
-        env.iter().filter(|(name, _)| pass.contains(&name.as_str())).map(|(_, v)| v.to_string_lossy().into_owned()).collect();
+/// cleared environment: the basics and `pass` (see [`crate::env::for_agent`]), the job's own
+/// variables ([`Job::env`]), then whatever the caller set on `command` after this. Values of
+/// `pass` and the job's secrets are redacted from the output. `Err` only when it cannot be
+/// started at all.
+pub fn run_agent(mut command: Command, job: &Job, pass: &[&str], input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
+    let mut env = crate::env::for_agent(pass);
+    let mut secrets: Vec<SecretUse> = env
+        .iter()
+        .filter(|(name, _)| pass.contains(&name.as_str()))
+        .map(|(name, v)| SecretUse {
+            name: name.clone(),
+            fingerprint: String::new(),
+            value: zeroize::Zeroizing::new(v.to_string_lossy().into_owned()),
+        })
+        .collect();
+    secrets.extend(job.secrets.iter().cloned());
+    for (name, value) in &job.env {
+        env.retain(|(n, _)| n != name);
+        env.push((name.clone(), value.into()));
+    }
     let explicit: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> =
         command.get_envs().map(|(k, v)| (k.to_os_string(), v.map(|v| v.to_os_string()))).collect();
     command.env_clear();

@@ -68,12 +68,12 @@ impl Runtime for Subprocess {
             .env("CLUTCH_TASK_TITLE", &job.task.title)
             .env("CLUTCH_PURPOSE", if job.purpose == RunPurpose::Work { "work" } else { "review" })
             .env("CLUTCH_PR", job.pr.clone().unwrap_or_default());
-        let input = serde_json::to_vec(job).unwrap_or_default();
+        let input = job.wire_json();
         // Variables the program may have from clutch's environment (`pass_env=A,B`); their
         // values are redacted from its transcript.
         let pass_env = job.settings.get("pass_env").cloned().unwrap_or_default();
         let pass: Vec<&str> = pass_env.split(',').map(str::trim).filter(|v| !v.is_empty()).collect();
-        let finished = match process::run_agent(program, &pass, &input, timeout) {
+        let finished = match process::run_agent(program, job, &pass, &input, timeout) {
             Ok(finished) => finished,
             Err(err) => return Outcome::failed(format!("cannot start '{command}': {err}")),
         };
