@@ -8,6 +8,8 @@
 
 pub mod claude;
 pub mod codex;
+pub mod docker;
+pub mod http;
 pub mod in_process;
 pub mod policy;
 pub mod process;
@@ -162,12 +164,14 @@ pub fn find(name: &str) -> Option<Box<dyn Runtime>> {
         "subprocess" => Some(Box::new(subprocess::Subprocess)),
         "claude" => Some(Box::new(claude::Claude)),
         "codex" => Some(Box::new(codex::Codex)),
+        "docker" => Some(Box::new(docker::Docker)),
+        "http" => Some(Box::new(http::Http)),
         _ => None,
     }
 }
 
 /// Names of the registered runtimes.
-pub const NAMES: &[&str] = &["in-process", "subprocess", "claude", "codex"];
+pub const NAMES: &[&str] = &["in-process", "subprocess", "claude", "codex", "docker", "http"];
 
 /// A program named by a setting (`bin=…`) or found on PATH.
 pub fn program(settings: &BTreeMap<String, String>, default: &str) -> Result<PathBuf, Unavailable> {
