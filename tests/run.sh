@@ -21,10 +21,8 @@ if ((${#need_apt[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}"
 fi
 
-if ! python3 -c 'import jsonschema' 2>/dev/null; then
-    step "installing python jsonschema (independent schema validator)"
-    python3 -m pip install --quiet --disable-pip-version-check jsonschema
-fi
+step "python packages for the tests (tests/requirements.txt)"
+python3 -m pip install --quiet --disable-pip-version-check -r tests/requirements.txt
 
 step "installing the agent CLIs (claude, codex) for the runtime tests"
 bash tests/agents/install.sh
@@ -37,10 +35,19 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
-step "cargo test"
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+cleanup() { stop_docker || true; rm -f "$log"; }
+trap cleanup EXIT
+
+step "a Docker engine of the suite's own (tests/docker/start.sh)"
+# shellcheck source=tests/docker/start.sh
+source tests/docker/start.sh
+
+step "cargo test"
 cargo test --locked 2>&1 | tee "$log"
+
+step "no secret value of the tests in their output"
+python3 tests/scan_secrets.py "$log" | tee -a "$log"
 
 step "fixtures against schemas/ (python jsonschema)"
 python3 tests/check_fixtures.py | tee -a "$log"
