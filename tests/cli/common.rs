@@ -105,7 +105,21 @@ pub struct TestEnv {
     home: PathBuf,
     path: std::ffi::OsString,
     minutes: AtomicI64,
+    /// The age identity file that unlocks this test's vault, once [`TestEnv::unlock_vault`] ran.
+    vault_key: std::sync::Mutex<Option<PathBuf>>,
 }
+
+/// A secret value for a test: random, and starting with the prefix `tests/scan_secrets.py`
+/// looks for in the suite's output, so a leak anywhere is caught.
+pub fn test_secret(name: &str) -> String {
+    let mut bytes = [0u8; 12];
+    getrandom::getrandom(&mut bytes).expect("randomness");
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{}{name}-{hex}", SECRET_PREFIX)
+}
+
+/// What every test secret begins with (see `tests/scan_secrets.py`).
+pub const SECRET_PREFIX: &str = "clutch-test-secret-";
 
 impl TestEnv {
     /// A fresh `git init -b main` repository; no org yet.
@@ -118,7 +132,16 @@ impl TestEnv {
         for dir in [&repo, &home] {
             std::fs::create_dir_all(dir).expect("create test directory");
         }
-        let env = TestEnv { _temp: temp, root, repo, clutch_home, home, path: inherited_path(), minutes: AtomicI64::new(0) };
+        let env = TestEnv {
+            _temp: temp,
+            root,
+            repo,
+            clutch_home,
+            home,
+            path: inherited_path(),
+            minutes: AtomicI64::new(0),
+            vault_key: std::sync::Mutex::new(None),
+        };
         env.git(["init", "--quiet", "-b", "main"]).success();
         env
     }
@@ -161,7 +184,41 @@ impl TestEnv {
             .env("GIT_COMMITTER_EMAIL", "test.user@example.com")
             .env("LANG", "C")
             .stdin(Stdio::null());
+        if let Some(key) = self.vault_key.lock().expect("vault key").as_ref() {
+            cmd.env("CLUTCH_SECRET_KEY_FILE", key);
+        }
         cmd
+    }
+
+    /// Make an age identity for this test (`vault-key.txt`, as `age-keygen` writes it) and
+    /// unlock the vault with it in every later command. Returns the identity file.
+    pub fn unlock_vault(&self) -> PathBuf {
+        let identity = age::x25519::Identity::generate();
+        let path = self.root.join("vault-key.txt");
+        let text =
+            format!("# public key: {}\n{}\n", identity.to_public(), age::secrecy::ExposeSecret::expose_secret(&identity.to_string()));
+        std::fs::write(&path, text).expect("write the vault key");
+        *self.vault_key.lock().expect("vault key") = Some(path.clone());
+        path
+    }
+
+    /// `git clutch secret set NAME` with `value` on stdin; panics when it fails.
+    pub fn set_secret(&self, name: &str, value: &str) {
+        let mut cmd = self.command(CLUTCH);
+        cmd.env("CLUTCH_NOW", rfc3339(self.tick())).args(["secret", "set", name]);
+        let out = run_with_stdin(cmd, value.as_bytes());
+        assert_eq!(out.status, 0, "secret set {name} failed: {}", out.stderr);
+    }
+
+    /// `git clutch ARGS…` in the repository with `input` on stdin.
+    pub fn clutch_stdin<I, S>(&self, args: I, input: &[u8]) -> CommandOutput
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command(CLUTCH);
+        cmd.env("CLUTCH_NOW", rfc3339(self.tick())).args(args);
+        run_with_stdin(cmd, input)
     }
 
     /// `git clutch ARGS…` in the repository.
@@ -308,6 +365,25 @@ impl TestEnv {
         assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
         path
     }
+}
+
+/// Run `cmd` with `input` written to its stdin.
+pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> CommandOutput {
+    use std::io::Write as _;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("wait for the command");
+    let _ = writer.join();
+    CommandOutput::from_output(output)
 }
 
 fn run(mut cmd: Command) -> CommandOutput {
