@@ -144,3 +144,9 @@ pub fn for_agent(extra: &[&str]) -> Vec<(String, std::ffi::OsString)> {
     const BASICS: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "TZ"];
     BASICS.iter().chain(extra.iter()).filter_map(|name| std::env::var_os(name).map(|value| (name.to_string(), value))).collect()
 }
+
+/// `DOCKER_HOST`, when set: where the docker runtime finds the engine.
+#[allow(clippy::disallowed_methods, reason = "this is the one door")]
+pub fn docker_host() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty())
+}

@@ -91,7 +91,10 @@ impl VaultKey {
         .map_err(|err| Error::internal(format!("cannot encrypt the vault: {err}")))?;
         let mut out = Vec::new();
         let mut writer = encryptor.wrap_output(&mut out).map_err(|err| Error::internal(format!("cannot encrypt the vault: {err}")))?;
-        writer.write_all(plaintext).and_then(|_| writer.finish().map(|_| ())).map_err(|err| Error::internal(format!("cannot encrypt the vault: {err}")))?;
+        writer
+            .write_all(plaintext)
+            .and_then(|_| writer.finish().map(|_| ()))
+            .map_err(|err| Error::internal(format!("cannot encrypt the vault: {err}")))?;
         Ok(out)
     }
 
@@ -108,13 +111,21 @@ impl VaultKey {
         let reader = match self {
             VaultKey::Identity(id) => {
                 if decryptor.is_scrypt() {
-                    return Err(wrong().context("the vault is locked by a passphrase, and the key given is an identity"));
+                    return Err(Error::user(format!(
+                        "CLUTCH_SECRET_KEY is an age identity, but the vault {} is locked by a passphrase",
+                        path.display()
+                    ))
+                    .hint("set CLUTCH_SECRET_KEY to the vault's passphrase"));
                 }
                 decryptor.decrypt(std::iter::once(id.as_ref() as &dyn age::Identity))
             }
             VaultKey::Passphrase(pass) => {
                 if !decryptor.is_scrypt() {
-                    return Err(wrong().context("the vault is locked by an identity, and the key given is a passphrase"));
+                    return Err(Error::user(format!(
+                        "CLUTCH_SECRET_KEY is a passphrase, but the vault {} is locked by an age identity",
+                        path.display()
+                    ))
+                    .hint("set CLUTCH_SECRET_KEY_FILE to the vault's identity file (or CLUTCH_SECRET_KEY to its AGE-SECRET-KEY line)"));
                 }
                 let mut identity = age::scrypt::Identity::new(pass.clone());
                 identity.set_max_work_factor(SCRYPT_LOG_N.max(22));
@@ -194,7 +205,8 @@ pub fn check_name(name: &str) -> Result<()> {
     if ok {
         Ok(())
     } else {
-        Err(Error::user(format!("'{name}' is not a secret name")).hint("use letters, digits, '_', '.' and '-' (at most 64), e.g. OPENAI_API_KEY"))
+        Err(Error::user(format!("'{name}' is not a secret name"))
+            .hint("use letters, digits, '_', '.' and '-' (at most 64), e.g. OPENAI_API_KEY"))
     }
 }
 
@@ -207,8 +219,9 @@ impl Vault {
     pub fn key_of(env: &Env) -> Result<VaultKey> {
         match env.secret_key()? {
             Some(text) => VaultKey::parse(&text),
-            None => Err(Error::user("the vault is locked: CLUTCH_SECRET_KEY is not set")
-                .hint("set CLUTCH_SECRET_KEY to an age identity (age-keygen) or a passphrase, or CLUTCH_SECRET_KEY_FILE to an identity file")),
+            None => Err(Error::user("the vault is locked: CLUTCH_SECRET_KEY is not set").hint(
+                "set CLUTCH_SECRET_KEY to an age identity (age-keygen) or a passphrase, or CLUTCH_SECRET_KEY_FILE to an identity file",
+            )),
         }
     }
 
@@ -299,7 +312,8 @@ impl Vault {
     /// Write the vault: encrypt, 0600 temporary, sync, rename. Callers hold the lock.
     fn save(&self) -> Result<()> {
         let doc = Doc { format: FORMAT.to_string(), secrets: self.secrets.clone() };
-        let plain = Zeroizing::new(serde_json::to_vec_pretty(&doc).map_err(|err| Error::internal(format!("cannot encode the vault: {err}")))?);
+        let plain =
+            Zeroizing::new(serde_json::to_vec_pretty(&doc).map_err(|err| Error::internal(format!("cannot encode the vault: {err}")))?);
         let ciphertext = self.key.encrypt(&plain)?;
         if let Some(dir) = self.path.parent() {
             fs::DirBuilder::new()

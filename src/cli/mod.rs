@@ -25,6 +25,7 @@ mod project;
 mod remote;
 mod run;
 mod schemas;
+mod secret;
 mod signers;
 mod state;
 mod sync;
@@ -94,6 +95,8 @@ pub enum Command {
     Verify(verify::Args),
     Signers(signers::Args),
     Schemas(schemas::Args),
+    #[command(subcommand)]
+    Secret(secret::Command),
 }
 
 /// Entry point of the binary: returns the process exit code.
@@ -130,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Schemas(args) => return schemas::run(args, &mut out),
         Command::Clone(args) => return clone::run(env, args, &mut out),
         Command::Demo(args) => return demo::run(&env, args, &mut out),
+        Command::Secret(cmd) => return secret::run(&env, cmd, &mut out),
         Command::Hook(cmd) => return hooks::run::run(&env, cmd),
         Command::Hooks(cmd) => {
             let ctx = std::env::current_dir().ok().and_then(|cwd| Store::discover(&cwd).ok()).map(|store| Ctx::new(store, env.clone()));
@@ -162,7 +166,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Apply(args) => apply::run(&ctx, &ctx.actor(actor)?, args, &mut out),
         Command::Run(args) => run::run(&ctx, actor, args, &mut out),
         Command::Work(args) => work::run(&ctx, args, &mut out),
-        Command::Schemas(_) | Command::Clone(_) | Command::Demo(_) | Command::Hook(_) | Command::Hooks(_) => {
+        Command::Schemas(_) | Command::Clone(_) | Command::Demo(_) | Command::Hook(_) | Command::Hooks(_) | Command::Secret(_) => {
             unreachable!("handled before opening the repository")
         }
     }

@@ -43,7 +43,7 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(store: Store, env: Env) -> Self {
-        let keys = KeyStore::new(env.keys_dir());
+        let keys = KeyStore::for_env(&env);
         Ctx { store, env, keys }
     }
 

@@ -14,9 +14,9 @@ use crate::state::{PrStatus, State};
 use crate::store::ObjectId;
 use crate::vault::Vault;
 use crate::{Error, Result};
+use runtime::policy::Policy;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use runtime::policy::Policy;
 
 use super::{pr, task, test_run, transact, Ctx, Draft};
 

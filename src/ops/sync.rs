@@ -282,7 +282,7 @@ pub fn pick_actor(ctx: &Ctx) -> Result<Actor> {
         .agents
         .values()
         .filter(|a| a.status == crate::state::AgentStatus::Active)
-        .filter(|a| PublicKey::parse_openssh(&a.public_key).is_ok_and(|k| ctx.keys.path_for(&a.id, &k).exists()))
+        .filter(|a| PublicKey::parse_openssh(&a.public_key).is_ok_and(|k| ctx.keys.holds(&a.id, &k)))
         .map(|a| a.id.clone())
         .collect();
     Ok(match mine.as_slice() {

@@ -7,7 +7,8 @@
 //! `modelUsage` (the per-message `usage` lines repeat themselves and must not be summed).
 //!
 //! Settings: `model`, `allowed_tools` (default `Read,Write,Edit,Glob,Grep`; reviews get
-//! `Read,Glob,Grep`), `max_turns` (20), `timeout_s` (900), `base_url` (→ `ANTHROPIC_BASE_URL`),
+//! `Read,Glob,Grep`; the policy's `tool_allowlist`, `sandbox` and `network` narrow them, see
+//! [`tools`]), `max_turns` (20), `timeout_s` (900), `base_url` (→ `ANTHROPIC_BASE_URL`),
 //! `bin` (default `claude` on PATH). The remaining budget becomes `--max-budget-usd`.
 
 use std::process::Command;
@@ -30,6 +31,7 @@ impl Runtime for Claude {
 
     fn pull(&self, job: &Job) -> Result<(), Unavailable> {
         program(&job.settings, "claude")?;
+        tools(job)?;
         // Claude Code treats everything under .git/ as sensitive and denies writes there.
         if job.workdir.components().any(|c| c.as_os_str() == ".git") {
             return Err(Unavailable(format!("claude cannot write in {}: it is under .git/", job.workdir.display())));
@@ -43,15 +45,19 @@ impl Runtime for Claude {
             Err(missing) => return Outcome::failed(missing.0),
         };
         let setting = |key: &str, default: &str| job.settings.get(key).cloned().unwrap_or_else(|| default.to_string());
-        let tools = match job.purpose {
-            RunPurpose::Work => setting("allowed_tools", "Read,Write,Edit,Glob,Grep"),
-            RunPurpose::Review => setting("review_tools", "Read,Glob,Grep"),
+        let (allowed, denied) = match tools(job) {
+            Ok(tools) => tools,
+            Err(refused) => return Outcome::failed(refused.0),
         };
         let mut command = Command::new(bin);
         command
             .current_dir(&job.workdir)
             .args(["-p", &prompt(job), "--output-format", "stream-json", "--verbose"])
-            .args(["--allowedTools", &tools])
+            .args(["--allowedTools", &allowed.join(",")]);
+        if !denied.is_empty() {
+            command.args(["--disallowedTools", &denied.join(",")]);
+        }
+        command
             .args(["--max-turns", &setting("max_turns", "20")])
             .args(["--model", &setting("model", DEFAULT_MODEL)])
             .args(["--session-id", &session_id()])
@@ -120,6 +126,67 @@ impl Runtime for Claude {
         let verdict = (job.purpose == RunPurpose::Review).then(|| verdict_of(&text));
         outcome(RunStatus::Succeeded, one_line(&text), verdict)
     }
+}
+
+/// Tools that write files.
+const WRITE_TOOLS: &[&str] = &["Write", "Edit", "MultiEdit", "NotebookEdit"];
+/// Tools that reach the network.
+const NETWORK_TOOLS: &[&str] = &["WebFetch", "WebSearch"];
+
+/// The tool a permission rule names: `Bash(git diff:*)` → `Bash`.
+fn tool_of(rule: &str) -> &str {
+    rule.split('(').next().unwrap_or(rule).trim()
+}
+
+/// The agent's policy compiled into Claude Code's permission rules: (allowed, disallowed).
+///
+/// The tools start from the `allowed_tools` setting (reviews: `review_tools`), or the policy's
+/// `tool_allowlist` when it has one. `sandbox=read-only` (and every review) drops the tools
+/// that write; `workspace-write` keeps Write/Edit (Claude Code confines them to the working
+/// directory) but refuses `Bash`, which it cannot confine here. `network=none` refuses the
+/// tools that reach the network and `Bash`; a host allowlist becomes `WebFetch(domain:HOST)`
+/// rules. Whatever is refused is also listed in `--disallowedTools`, so neither a setting nor a
+/// project's own `.claude/settings.json` can bring it back.
+fn tools(job: &Job) -> Result<(Vec<String>, Vec<String>), Unavailable> {
+    use super::policy::{Network, Policy, Sandbox};
+    let policy = &job.policy;
+    let configured = match job.purpose {
+        RunPurpose::Work => job.settings.get("allowed_tools").map_or("Read,Write,Edit,Glob,Grep", String::as_str),
+        RunPurpose::Review => job.settings.get("review_tools").map_or("Read,Glob,Grep", String::as_str),
+    };
+    let mut allowed: Vec<String> = match &policy.tool_allowlist {
+        Some(list) => list.clone(),
+        None => configured.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+    };
+    let mut denied: Vec<String> = Vec::new();
+    let read_only = job.purpose == RunPurpose::Review || policy.sandbox == Some(Sandbox::ReadOnly);
+    if read_only || policy.sandbox == Some(Sandbox::WorkspaceWrite) || policy.network.as_ref().is_some_and(|n| *n != Network::Any) {
+        // Bash can write anywhere and connect anywhere: no sandbox or network policy holds
+        // with it, so it is refused outright when one is asked for.
+        if allowed.iter().any(|t| tool_of(t) == "Bash") && policy.tool_allowlist.is_some() {
+            return Err(Policy::cannot("claude", "its sandbox or network policy while Bash is in the tool allowlist"));
+        }
+        denied.push("Bash".into());
+    }
+    if read_only {
+        denied.extend(WRITE_TOOLS.iter().map(|t| t.to_string()));
+    }
+    match &policy.network {
+        Some(Network::None) => denied.extend(NETWORK_TOOLS.iter().map(|t| t.to_string())),
+        Some(Network::Hosts(hosts)) => {
+            denied.push("WebSearch".into());
+            allowed.retain(|t| !NETWORK_TOOLS.contains(&tool_of(t)));
+            allowed.extend(hosts.iter().map(|h| format!("WebFetch(domain:{h})")));
+        }
+        Some(Network::Any) | None => {}
+    }
+    allowed.retain(|t| !denied.iter().any(|d| d == tool_of(t)));
+    denied.sort();
+    denied.dedup();
+    if allowed.is_empty() {
+        return Err(Unavailable("the agent's policy leaves claude no tool at all: allow at least Read".into()));
+    }
+    Ok((allowed, denied))
 }
 
 /// Dollars as the CLI reported them, tokens from `modelUsage` summed over models.

@@ -22,6 +22,12 @@ impl Runtime for InProcess {
     }
 
     fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        // The built-in programs connect nowhere, use no tools and write one file and the notes
+        // inside the checkout: every network and tool policy holds by construction, and so does
+        // any sandbox but read-only for a worker, which must write.
+        if job.policy.sandbox == Some(super::policy::Sandbox::ReadOnly) && job.purpose == RunPurpose::Work {
+            return Err(Unavailable("the built-in worker writes its file: a read-only sandbox leaves it nothing to do".into()));
+        }
         match (job.settings.get("program").map(String::as_str), job.purpose) {
             (Some("worker"), RunPurpose::Work) | (Some("reviewer"), RunPurpose::Review) => Ok(()),
             (Some(program @ ("worker" | "reviewer")), purpose) => {

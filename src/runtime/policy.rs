@@ -76,7 +76,9 @@ impl Policy {
             Some(hosts) => {
                 let hosts = list(hosts);
                 if let Some(bad) = hosts.iter().find(|h| !valid_host(h)) {
-                    return Err(format!("network host '{bad}' is not a host name (network is none, any, or host names separated by commas)"));
+                    return Err(format!(
+                        "network host '{bad}' is not a host name (network is none, any, or host names separated by commas)"
+                    ));
                 }
                 if hosts.is_empty() {
                     Some(Network::None)

@@ -10,13 +10,42 @@
 //!
 //! Settings: `command` (run with `sh -c`), `timeout_s` (default 600). A program still running
 //! at the timeout is killed and the run recorded as timed out.
+//!
+//! Policy: the program runs as clutch's own user with a cleared environment. `network=none` is
+//! enforced with a network namespace of its own (`unshare --net`, util-linux: only a loopback
+//! that is down); a host allowlist, a sandbox other than `full-access` and a tool allowlist
+//! cannot be enforced on a plain process, so they are refused (use the docker runtime).
 
 use std::process::Command;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::policy::{Network, Policy, Sandbox};
 use super::{process, Job, Outcome, Runtime, Unavailable};
+
+/// `unshare` arguments for a network namespace of its own: root may make one directly; anyone
+/// else maps themselves to root in a new user namespace first.
+fn unshare_args() -> &'static [&'static str] {
+    if rustix::process::geteuid().is_root() {
+        &["--net", "--"]
+    } else {
+        &["--net", "--map-root-user", "--"]
+    }
+}
+
+/// Whether this machine can give a program a network namespace of its own.
+fn isolated_network() -> Result<(), Unavailable> {
+    let probe = Command::new("unshare").args(unshare_args()).arg("true").output();
+    match probe {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(Policy::cannot(
+            "subprocess",
+            &format!("network=none here (unshare --net failed: {})", String::from_utf8_lossy(&out.stderr).trim()),
+        )),
+        Err(err) => Err(Policy::cannot("subprocess", &format!("network=none here (cannot run unshare from util-linux: {err})"))),
+    }
+}
 use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
 
 #[derive(Debug)]
@@ -51,6 +80,18 @@ impl Runtime for Subprocess {
     }
 
     fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        let policy = &job.policy;
+        if policy.sandbox.is_some_and(|s| s != Sandbox::FullAccess) {
+            return Err(Policy::cannot("subprocess", "a sandbox (the program runs as clutch's own user; use the docker runtime)"));
+        }
+        if policy.tool_allowlist.is_some() {
+            return Err(Policy::cannot("subprocess", "a tool allowlist (a program has no tools clutch can see)"));
+        }
+        match &policy.network {
+            Some(Network::Hosts(_)) => return Err(Policy::cannot("subprocess", "a host allowlist (use network=none or any)")),
+            Some(Network::None) => isolated_network()?,
+            Some(Network::Any) | None => {}
+        }
         match job.settings.get("command") {
             Some(command) if !command.trim().is_empty() => Ok(()),
             _ => Err(Unavailable("the subprocess runtime needs a command setting (--runtime-opt command='…')".into())),
@@ -60,9 +101,19 @@ impl Runtime for Subprocess {
     fn run(&self, job: &Job) -> Outcome {
         let timeout = Duration::from_secs(job.settings.get("timeout_s").and_then(|t| t.parse().ok()).unwrap_or(600));
         let command = job.settings.get("command").cloned().unwrap_or_default();
-        let mut program = Command::new("sh");
+        let mut program = match job.policy.network {
+            Some(Network::None) => {
+                let mut unshare = Command::new("unshare");
+                unshare.args(unshare_args()).args(["sh", "-c", &command]);
+                unshare
+            }
+            _ => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &command]);
+                sh
+            }
+        };
         program
-            .args(["-c", &command])
             .current_dir(&job.workdir)
             .env("CLUTCH_TASK_ID", &job.task.id)
             .env("CLUTCH_TASK_TITLE", &job.task.title)

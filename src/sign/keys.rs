@@ -1,10 +1,12 @@
 //! Ed25519 keys: the public half as the log records it (`ssh-ed25519 AAAA…`), the private half
 //! as an OpenSSH key file on this machine only.
 //!
-//! Private keys live under `$CLUTCH_HOME/keys/<agent>-<key-id>` (mode 0600, directory 0700).
-//! The file name carries the key's id so two orgs with an agent of the same name never
-//! overwrite each other's keys. A person's existing key (`--key ~/.ssh/id_ed25519`) is not
-//! copied: the entry is a symlink to it.
+//! Private keys live under `$CLUTCH_HOME/keys/<agent>-<key-id>` (mode 0600, directory 0700),
+//! or, when the vault is unlocked (`CLUTCH_SECRET_KEY`), in the vault as `key/<agent>-<key-id>`
+//! with only the `.pub` file on disk: then an agent process, which never gets the vault's key,
+//! cannot read any signing key. The name carries the key's id so two orgs with an agent of the
+//! same name never overwrite each other's keys. A person's existing key (`--key
+//! ~/.ssh/id_ed25519`) is not copied: the entry is a symlink to it.
 
 use std::fs;
 use std::io::Write;
@@ -16,6 +18,8 @@ use ed25519_dalek::{SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
 
 use super::sshsig::public_key_blob;
+use crate::env::Env;
+use crate::vault::Vault;
 use crate::{Error, Result};
 
 /// An Ed25519 public key.
@@ -74,11 +78,80 @@ impl PublicKey {
 #[derive(Debug, Clone)]
 pub struct KeyStore {
     dir: PathBuf,
+    /// The environment whose vault holds keys, when keys may live in the vault.
+    env: Option<Env>,
 }
 
 impl KeyStore {
+    /// Key files under `dir` only.
     pub fn new(dir: PathBuf) -> Self {
-        KeyStore { dir }
+        KeyStore { dir, env: None }
+    }
+
+    /// Key files under `$CLUTCH_HOME/keys`, and the vault when it is unlocked.
+    pub fn for_env(env: &Env) -> Self {
+        KeyStore { dir: env.keys_dir(), env: Some(env.clone()) }
+    }
+
+    /// The vault's name for `agent`'s key.
+    pub fn vault_name(agent: &str, key: &PublicKey) -> String {
+        format!("{}{agent}-{}", crate::vault::KEY_PREFIX, key.key_id())
+    }
+
+    fn unlocked(&self) -> Result<Option<&Env>> {
+        match &self.env {
+            Some(env) if env.secret_key()?.is_some() => Ok(Some(env)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether this machine holds the private key (a file, or an entry of the unlocked vault).
+    pub fn holds(&self, agent: &str, key: &PublicKey) -> bool {
+        if self.path_for(agent, key).exists() {
+            return true;
+        }
+        match self.unlocked() {
+            Ok(Some(env)) => Vault::open(env).is_ok_and(|v| v.get(&KeyStore::vault_name(agent, key)).is_some()),
+            _ => false,
+        }
+    }
+
+    /// Move every plain key file into the unlocked vault, leaving the `.pub` files; links to a
+    /// person's own keys stay as they are. Returns the names moved.
+    pub fn import_into_vault(&self) -> Result<Vec<String>> {
+        let env = self
+            .unlocked()?
+            .ok_or_else(|| Error::user("the vault is locked: CLUTCH_SECRET_KEY is not set").hint("set it, then run this again"))?;
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(Error::user(format!("cannot read {}: {err}", self.dir.display()))),
+        };
+        let mut plain = Vec::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if !is_file || name.ends_with(".pub") || name.contains(".tmp") {
+                continue;
+            }
+            let text = fs::read_to_string(&path).map_err(|err| Error::user(format!("cannot read {}: {err}", path.display())))?;
+            parse_private(&text, &path)?;
+            plain.push((name, path, text));
+        }
+        let names: Vec<String> = plain.iter().map(|(name, _, _)| format!("{}{name}", crate::vault::KEY_PREFIX)).collect();
+        Vault::edit(env, |vault| {
+            for (name, _, text) in &plain {
+                vault.set(&format!("{}{name}", crate::vault::KEY_PREFIX), text.clone(), env.now())?;
+            }
+            Ok(())
+        })?;
+        // Only once the vault holds them all.
+        for (_, path, _) in &plain {
+            fs::remove_file(path)
+                .map_err(|err| Error::user(format!("the key is in the vault, but {} could not be removed: {err}", path.display())))?;
+        }
+        Ok(names)
     }
 
     pub fn dir(&self) -> &Path {
@@ -104,21 +177,27 @@ impl KeyStore {
         Ok(SigningKey::from_bytes(&seed))
     }
 
-    /// Write `key` as `agent`'s key file (OpenSSH format, mode 0600) and its `.pub` beside it.
+    /// Keep `key` as `agent`'s key (OpenSSH format): in the vault when it is unlocked, else as
+    /// a key file (mode 0600); its `.pub` beside either way. Returns where the key went.
     pub fn store(&self, agent: &str, key: &SigningKey) -> Result<PathBuf> {
         self.ensure_dir()?;
         let public = PublicKey::of(key);
         let path = self.path_for(agent, &public);
-        let keypair = ssh_key::private::Ed25519Keypair::from_seed(&key.to_bytes());
-        let private = ssh_key::PrivateKey::new(ssh_key::private::KeypairData::from(keypair), format!("{agent}@clutch.invalid"))
-            .map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
-        let text =
-            private.to_openssh(ssh_key::LineEnding::LF).map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
-        write_private(&path, text.as_bytes())?;
+        let text = openssh_private(agent, key)?;
+        let stored_at = match self.unlocked()? {
+            Some(env) => {
+                Vault::edit(env, |vault| vault.set(&KeyStore::vault_name(agent, &public), text.to_string(), env.now()))?;
+                Vault::path_in(env)
+            }
+            None => {
+                write_private(&path, text.as_bytes())?;
+                path.clone()
+            }
+        };
         let pub_path = public_path(&path);
         fs::write(&pub_path, format!("{} {agent}@clutch.invalid\n", public.to_openssh()))
             .map_err(|err| Error::internal(format!("cannot write {}: {err}", pub_path.display())))?;
-        Ok(path)
+        Ok(stored_at)
     }
 
     /// Make `agent`'s entry point at an existing key file, returning that key.
@@ -140,14 +219,36 @@ impl KeyStore {
         Ok(key)
     }
 
-    /// The private key for `agent` whose public half is `key`.
+    /// The private key for `agent` whose public half is `key`: its key file, else its entry
+    /// in the unlocked vault.
     pub fn load(&self, agent: &str, key: &PublicKey) -> Result<SigningKey> {
         let path = self.path_for(agent, key);
-        if !path.exists() {
-            return Err(Error::user(format!("no private key for agent '{agent}' on this machine (looked for {})", path.display()))
-                .hint("run the command on the machine that holds the key, or set CLUTCH_HOME to where it is"));
-        }
-        let signing = read_private(&path)?;
+        let signing = if path.exists() {
+            read_private(&path)?
+        } else {
+            let name = KeyStore::vault_name(agent, key);
+            match self.unlocked()? {
+                Some(env) => {
+                    let vault = Vault::open(env)?;
+                    let entry = vault.get(&name).ok_or_else(|| {
+                        Error::user(format!(
+                            "no private key for agent '{agent}' on this machine (looked for {} and {name} in the vault)",
+                            path.display()
+                        ))
+                        .hint("run the command on the machine that holds the key, or set CLUTCH_HOME to where it is")
+                    })?;
+                    parse_private(&entry.value, vault.path())?
+                }
+                None if public_path(&path).exists() => {
+                    return Err(Error::user(format!("the private key for agent '{agent}' is in the vault, which is locked"))
+                        .hint("set CLUTCH_SECRET_KEY (or CLUTCH_SECRET_KEY_FILE) to the vault's identity or passphrase"))
+                }
+                None => {
+                    return Err(Error::user(format!("no private key for agent '{agent}' on this machine (looked for {})", path.display()))
+                        .hint("run the command on the machine that holds the key, or set CLUTCH_HOME to where it is"))
+                }
+            }
+        };
         if PublicKey::of(&signing) != *key {
             return Err(Error::user(format!("the key at {} is not the key the roster holds for '{agent}'", path.display())));
         }
@@ -162,9 +263,24 @@ pub fn public_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// `key` as an OpenSSH private key file's text.
+fn openssh_private(agent: &str, key: &SigningKey) -> Result<zeroize::Zeroizing<String>> {
+    let keypair = ssh_key::private::Ed25519Keypair::from_seed(&key.to_bytes());
+    let private = ssh_key::PrivateKey::new(ssh_key::private::KeypairData::from(keypair), format!("{agent}@clutch.invalid"))
+        .map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
+    let text =
+        private.to_openssh(ssh_key::LineEnding::LF).map_err(|err| Error::internal(format!("cannot encode key for {agent}: {err}")))?;
+    Ok(zeroize::Zeroizing::new(text.to_string()))
+}
+
 /// Read an unencrypted OpenSSH Ed25519 private key.
 pub fn read_private(path: &Path) -> Result<SigningKey> {
     let text = fs::read_to_string(path).map_err(|err| Error::user(format!("cannot read private key {}: {err}", path.display())))?;
+    parse_private(&text, path)
+}
+
+/// Parse an unencrypted OpenSSH Ed25519 private key; `path` names where it came from.
+fn parse_private(text: &str, path: &Path) -> Result<SigningKey> {
     if !names_ed25519(&text) {
         return Err(Error::user(format!("{} is not an Ed25519 key", path.display()))
             .hint("clutch signs with Ed25519 only: create one with ssh-keygen -t ed25519"));
