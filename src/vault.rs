@@ -403,7 +403,7 @@ mod tests {
         let err = Vault::open_with(path.clone(), key(&other)).unwrap_err();
         assert!(err.to_string().contains("does not open the vault"), "{err}");
         let err = Vault::open_with(path, key("a passphrase long enough")).unwrap_err();
-        assert!(err.to_string().contains("does not open"), "{err}");
+        assert!(err.to_string().contains("locked by an age identity"), "{err}");
     }
 
     #[test]
