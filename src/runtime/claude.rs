@@ -214,3 +214,54 @@ fn session_id() -> String {
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::test_job;
+
+    fn compiled(purpose: RunPurpose, settings: &[(&str, &str)]) -> Result<(Vec<String>, Vec<String>), Unavailable> {
+        tools(&test_job(purpose, settings))
+    }
+
+    #[test]
+    fn no_policy_keeps_the_configured_tools() {
+        let (allowed, denied) = compiled(RunPurpose::Work, &[]).unwrap();
+        assert_eq!(allowed, ["Read", "Write", "Edit", "Glob", "Grep"]);
+        assert!(denied.is_empty());
+        let (allowed, _) = compiled(RunPurpose::Work, &[("allowed_tools", "Read,Bash")]).unwrap();
+        assert_eq!(allowed, ["Read", "Bash"]);
+    }
+
+    #[test]
+    fn read_only_and_reviews_drop_every_writing_tool() {
+        for (purpose, settings) in [(RunPurpose::Work, vec![("sandbox", "read-only")]), (RunPurpose::Review, vec![])] {
+            let (allowed, denied) = compiled(purpose, &settings).unwrap();
+            assert!(allowed.iter().all(|t| !WRITE_TOOLS.contains(&t.as_str()) && t != "Bash"), "{allowed:?}");
+            for tool in ["Bash", "Edit", "Write"] {
+                assert!(denied.iter().any(|d| d == tool), "{tool} is disallowed: {denied:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn network_policies_become_permission_rules() {
+        let (allowed, denied) = compiled(RunPurpose::Work, &[("network", "none"), ("allowed_tools", "Read,WebFetch,Bash")]).unwrap();
+        assert_eq!(allowed, ["Read"]);
+        assert_eq!(denied, ["Bash", "WebFetch", "WebSearch"]);
+        let (allowed, denied) = compiled(RunPurpose::Work, &[("network", "docs.rs"), ("tool_allowlist", "Read,WebFetch")]).unwrap();
+        assert_eq!(allowed, ["Read", "WebFetch(domain:docs.rs)"]);
+        assert_eq!(denied, ["Bash", "WebSearch"]);
+    }
+
+    #[test]
+    fn bash_asked_for_under_a_sandbox_is_refused_not_dropped() {
+        let refused =
+            compiled(RunPurpose::Work, &[("sandbox", "workspace-write"), ("tool_allowlist", "Read,Bash(git diff:*)")]).unwrap_err();
+        assert!(refused.0.contains("Bash"), "{}", refused.0);
+        let (allowed, _) = compiled(RunPurpose::Work, &[("sandbox", "full-access"), ("tool_allowlist", "Read,Bash")]).unwrap();
+        assert_eq!(allowed, ["Bash", "Read"], "the allowlist is kept sorted");
+        let refused = compiled(RunPurpose::Work, &[("sandbox", "read-only"), ("tool_allowlist", "Write")]).unwrap_err();
+        assert!(refused.0.contains("no tool"), "{}", refused.0);
+    }
+}

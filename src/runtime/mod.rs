@@ -86,6 +86,27 @@ impl Job {
     }
 }
 
+/// A job for unit tests: `purpose`, these settings and the policy they ask for.
+#[cfg(test)]
+pub(crate) fn test_job(purpose: RunPurpose, settings: &[(&str, &str)]) -> Job {
+    let settings: BTreeMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Job {
+        agent: "jo".into(),
+        purpose,
+        workdir: PathBuf::from("/tmp/clutch-test-workdir"),
+        task: TaskBrief { id: "t-1".into(), title: "a task".into(), description: None, project: None },
+        pr: None,
+        reviews: Vec::new(),
+        dependencies: Vec::new(),
+        policy: policy::Policy::from_settings(&settings).expect("a valid policy"),
+        settings,
+        prompt: "do it".into(),
+        budget_usd_micros: None,
+        env: Vec::new(),
+        secrets: Vec::new(),
+    }
+}
+
 /// `text` with each secret's value replaced by `[secret:NAME]`.
 pub fn redact(text: &str, secrets: &[SecretUse]) -> String {
     let mut text = text.to_string();
