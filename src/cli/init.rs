@@ -35,6 +35,7 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         }));
     }
     out.line(founded.org.to_string())?;
-    eprintln!("founded org {} with {} as CEO; key at {}", &founded.org.to_string()[..10], founded.founder, founded.key_path.display());
+    let place = if founded.key_path.file_name().is_some_and(|n| n == crate::vault::FILE) { "key in the vault" } else { "key at" };
+    eprintln!("founded org {} with {} as CEO; {place} {}", &founded.org.to_string()[..10], founded.founder, founded.key_path.display());
     Ok(())
 }

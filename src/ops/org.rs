@@ -27,12 +27,16 @@ pub fn init(ctx: &Ctx, name: &str, founder: &str, key: Option<&Path>) -> Result<
     if name.trim().is_empty() || name.contains(['\n', '\r']) {
         return Err(Error::user("the org name must be one non-empty line"));
     }
-    let signing = match key {
-        Some(path) => ctx.keys.link(founder, path)?,
+    let (signing, key_path) = match key {
+        Some(path) => {
+            let key = ctx.keys.link(founder, path)?;
+            let linked = ctx.keys.path_for(founder, &PublicKey::of(&key));
+            (key, linked)
+        }
         None => {
             let key = KeyStore::generate()?;
-            ctx.keys.store(founder, &key)?;
-            key
+            let stored = ctx.keys.store(founder, &key)?;
+            (key, stored)
         }
     };
     let public = PublicKey::of(&signing);
@@ -49,7 +53,7 @@ pub fn init(ctx: &Ctx, name: &str, founder: &str, key: Option<&Path>) -> Result<
     for remote in ctx.store.remotes()? {
         super::sync::setup_remote(ctx, &remote)?;
     }
-    Ok(Founded { org, founder: founder.to_string(), key_path: ctx.keys.path_for(founder, &public) })
+    Ok(Founded { org, founder: founder.to_string(), key_path })
 }
 
 fn git_config(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
