@@ -83,7 +83,17 @@ pub fn run(env: &Env, args: &Args, out: &mut Out) -> Result<()> {
     }
     let verified = verify::verify(&ctx)?;
     out.line(format!("verify: {} events, {} valid, {} rejected", verified.events, verified.valid, verified.rejected.len()))?;
+    out.line(format!(
+        "keys and the demo's secret are in the vault {} (identity {})",
+        crate::vault::Vault::path_in(&ctx.env).display(),
+        demo::vault_key_path(&home).display()
+    ))?;
     out.line(format!("look around: cd {} && CLUTCH_HOME={} git clutch log", dir.display(), home.display()))?;
+    out.line(format!(
+        "  and: CLUTCH_HOME={} CLUTCH_SECRET_KEY_FILE={} git clutch secret list",
+        home.display(),
+        demo::vault_key_path(&home).display()
+    ))?;
     if !verified.rejected.is_empty() || !report.errors.is_empty() {
         return Err(Error::internal(format!("the demo did not run clean: {}", report.errors.join("; "))));
     }

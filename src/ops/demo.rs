@@ -4,6 +4,11 @@
 //! built-in in-process agents), a policy that wants tests and one Senior approval, a budget,
 //! and a small project of dependent tasks; then `work` runs it to the end: every PR goes
 //! through one round of changes, tests, approval and a signed merge.
+//!
+//! The demo keeps its agents' signing keys in a vault of its own (an age identity made for it,
+//! `vault-key.txt` beside the vault), gives the workers a demo secret as `env.DEMO_TOKEN` and a
+//! policy (`network=none`, `sandbox=workspace-write`), so its log shows RUN_STARTED with the
+//! secret's fingerprint and the policy's hash.
 
 use std::path::Path;
 
@@ -51,7 +56,13 @@ pub fn setup(dir: &Path, home: &Path, now: i64) -> Result<Ctx> {
     std::fs::write(dir.join("README.md"), "# Demo\n\nA project run by an organization of agents with clutch.\n")?;
     git(&["add", "README.md"])?;
     git(&["commit", "-q", "-m", "Start the demo project"])?;
-    let ctx = Ctx::new(Store::discover(dir)?, Env::pinned(home.to_path_buf(), None, now));
+    let key = demo_vault_key(home)?;
+    let env = Env::pinned(home.to_path_buf(), None, now).with_secret_key(key);
+    let ctx = Ctx::new(Store::discover(dir)?, env);
+    let mut token = [0u8; 16];
+    getrandom::getrandom(&mut token).map_err(|err| Error::internal(format!("no randomness: {err}")))?;
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    crate::vault::Vault::edit(&ctx.env, |vault| vault.set("DEMO_TOKEN", format!("demo-{token}"), now).map(|_| ()))?;
     org::init(&ctx, "Demo Org", "ceo", None)?;
     for (id, role) in [("hana", Role::Hr), ("sam", Role::Senior), ("jo", Role::Junior), ("jill", Role::Junior)] {
         org::agent_add(&ctx, "ceo", id, role, None)?;
@@ -62,6 +73,9 @@ pub fn setup(dir: &Path, home: &Path, now: i64) -> Result<Ctx> {
         settings.insert("program".to_string(), program.to_string());
         if program == "worker" {
             settings.insert("test_command".to_string(), test.clone());
+            settings.insert("env.DEMO_TOKEN".to_string(), "secret:DEMO_TOKEN".to_string());
+            settings.insert("network".to_string(), "none".to_string());
+            settings.insert("sandbox".to_string(), "workspace-write".to_string());
         }
         org::configure(&ctx, "ceo", id, "in-process", &settings)?;
     }
@@ -79,6 +93,33 @@ pub fn setup(dir: &Path, home: &Path, now: i64) -> Result<Ctx> {
         ids.push(written.applied.created.clone().unwrap_or_default());
     }
     Ok(ctx)
+}
+
+/// The identity file that locks the demo's vault: `home/vault-key.txt` (0600), made here.
+pub fn vault_key_path(home: &Path) -> std::path::PathBuf {
+    home.join("vault-key.txt")
+}
+
+fn demo_vault_key(home: &Path) -> Result<crate::env::SecretText> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(home)
+        .map_err(|err| Error::user(format!("cannot create {}: {err}", home.display())))?;
+    let identity = age::x25519::Identity::generate();
+    let secret = age::secrecy::ExposeSecret::expose_secret(&identity.to_string()).to_string();
+    let text = format!("# public key: {}\n{secret}\n", identity.to_public());
+    let path = vault_key_path(home);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|err| Error::user(format!("cannot write {}: {err}", path.display())))?;
+    file.write_all(text.as_bytes())?;
+    Ok(crate::env::SecretText::new(secret))
 }
 
 /// Run the demo org until nothing is left to do.

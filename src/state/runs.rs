@@ -8,6 +8,19 @@ use super::apply::{allow, new_id, task_of, Applied, Verified, WORKERS};
 use super::{AgentStatus, Run, RuntimeDef, State};
 use crate::event::{Payload, Role, RunPurpose};
 
+/// A setting's name: an id (`timeout_s`), or `env.` and an environment variable's name
+/// (`env.OPENAI_API_KEY`), which becomes a variable of the agent's process.
+fn valid_setting(name: &str) -> bool {
+    match name.strip_prefix("env.") {
+        Some(var) => {
+            var.len() <= 64
+                && var.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+        None => super::apply::check_id("setting", name).is_ok(),
+    }
+}
+
 pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<Applied, String> {
     let e = v.event;
     let mut applied = Applied::default();
@@ -19,8 +32,8 @@ pub(super) fn apply(state: &mut State, v: &Verified<'_>, role: Role) -> Result<A
                 return Err(format!("agent '{}' is not active", p.agent));
             }
             super::apply::check_id("runtime name", &p.runtime)?;
-            if let Some(bad) = p.settings.keys().find(|k| super::apply::check_id("setting", k).is_err()) {
-                return Err(format!("setting name '{bad}' is not valid"));
+            if let Some(bad) = p.settings.keys().find(|k| !valid_setting(k)) {
+                return Err(format!("setting name '{bad}' is not valid: use lowercase letters, digits, '.', '_' or '-', or env.VARIABLE"));
             }
             state.agents.get_mut(&p.agent).expect("checked above").runtime =
                 Some(RuntimeDef { runtime: p.runtime.clone(), settings: p.settings.clone() });
