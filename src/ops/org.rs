@@ -136,6 +136,14 @@ pub fn configure(
     if crate::runtime::find(runtime).is_none() {
         return Err(Error::user(format!("no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", "))));
     }
+    // What a run would refuse anyway is refused here, before it is recorded: a malformed
+    // policy, a secret reference that names no possible secret.
+    crate::runtime::policy::Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")))?;
+    for (key, value) in settings {
+        if let Some(name) = value.strip_prefix("secret:") {
+            crate::vault::check_name(name).map_err(|err| err.context(format!("setting {key}")))?;
+        }
+    }
     let (mut written, _) = transact(ctx, actor, |state| {
         if state.active_agent(agent).is_none() {
             return Err(Error::user(format!("'{agent}' is not an active agent")));
@@ -154,7 +162,12 @@ pub fn parse_settings(items: &[String]) -> Result<std::collections::BTreeMap<Str
     let mut settings = std::collections::BTreeMap::new();
     for item in items {
         let (key, value) = item.split_once('=').ok_or_else(|| Error::usage(format!("--runtime-opt '{item}' is not KEY=VALUE")))?;
-        check_id("setting", key.trim()).map_err(Error::usage)?;
+        if !crate::state::valid_setting(key.trim()) {
+            return Err(Error::usage(format!(
+                "setting name '{}' is not valid: use lowercase letters, digits, '.', '_' or '-', or env.VARIABLE",
+                key.trim()
+            )));
+        }
         settings.insert(key.trim().to_string(), value.to_string());
     }
     Ok(settings)

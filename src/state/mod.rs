@@ -18,7 +18,7 @@ pub use apply::{apply, Applied, Verified};
 pub use gates::check_scope as gates_check_scope;
 pub use governance::{evaluate_gate, Governance, Policy, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus};
 pub use graph::would_cycle;
-pub use runs::spent_budget;
+pub use runs::{spent_budget, valid_setting};
 
 use crate::event::{Cost, Role, TaskStatus};
 

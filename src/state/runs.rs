@@ -10,7 +10,7 @@ use crate::event::{Payload, Role, RunPurpose};
 
 /// A setting's name: an id (`timeout_s`), or `env.` and an environment variable's name
 /// (`env.OPENAI_API_KEY`), which becomes a variable of the agent's process.
-fn valid_setting(name: &str) -> bool {
+pub fn valid_setting(name: &str) -> bool {
     match name.strip_prefix("env.") {
         Some(var) => {
             var.len() <= 64
