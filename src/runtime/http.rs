@@ -721,14 +721,18 @@ mod tests {
             {"url": "http://h/grpc", "protocolBinding": "GRPC", "protocolVersion": "1.0"},
             {"url": "http://h/v03", "protocolBinding": "JSONRPC", "protocolVersion": "0.3"},
             {"url": "http://h/rpc", "protocolBinding": "JSONRPC", "protocolVersion": "1.0"}]});
-        let card = parse_card("http://h/c", &v1).unwrap();
+        let card = parse_card("http://h/c", &v1).expect("accepted");
         assert_eq!((card.endpoint.as_str(), card.protocol), ("http://h/rpc", Protocol::V1));
         let v03 = json!({"name": "B", "url": "https://h/a2a", "protocolVersion": "0.3.0"});
-        let card = parse_card("http://h/c", &v03).unwrap();
+        let card = parse_card("http://h/c", &v03).expect("accepted");
         assert_eq!((card.endpoint.as_str(), card.protocol), ("https://h/a2a", Protocol::V03));
-        assert!(parse_card("u", &json!({"url": "http://h", "protocolVersion": "0.3"})).unwrap_err().contains("no name"));
-        assert!(parse_card("u", &json!({"name": "C", "url": "http://h", "protocolVersion": "0.2"})).unwrap_err().contains("no JSON-RPC"));
-        assert!(parse_card("u", &json!({"name": "C", "url": "file:///x", "protocolVersion": "0.3"})).unwrap_err().contains("endpoint"));
+        assert!(parse_card("u", &json!({"url": "http://h", "protocolVersion": "0.3"})).expect_err("refused").contains("no name"));
+        assert!(parse_card("u", &json!({"name": "C", "url": "http://h", "protocolVersion": "0.2"}))
+            .expect_err("refused")
+            .contains("no JSON-RPC"));
+        assert!(parse_card("u", &json!({"name": "C", "url": "file:///x", "protocolVersion": "0.3"}))
+            .expect_err("refused")
+            .contains("endpoint"));
     }
 
     #[test]
@@ -745,7 +749,7 @@ mod tests {
         for bad in ["../x", "/etc/passwd", "a/../../x", ".git/config", "a/.GIT/hooks/x", "a\\b", "", "."] {
             assert!(safe_path(bad).is_err(), "{bad} must be refused");
         }
-        assert_eq!(safe_path("./src/a.rs").unwrap(), PathBuf::from("src/a.rs"));
+        assert_eq!(safe_path("./src/a.rs").expect("accepted"), PathBuf::from("src/a.rs"));
     }
 
     #[test]
@@ -757,12 +761,12 @@ mod tests {
             json!({"text": "no file here"}),
         ];
         let refs: Vec<&Value> = parts.iter().collect();
-        let files = files_of(&refs).unwrap();
+        let files = files_of(&refs).expect("accepted");
         assert_eq!(files.len(), 3);
         assert_eq!(files[0], (PathBuf::from("a.txt"), b"hi".to_vec()));
         assert_eq!(files[2].1, vec![0, 1]);
         let by_url = [json!({"url": "http://x/y", "filename": "y"})];
-        assert!(files_of(&by_url.iter().collect::<Vec<_>>()).unwrap_err().contains("URL"));
+        assert!(files_of(&by_url.iter().collect::<Vec<_>>()).expect_err("refused").contains("URL"));
     }
 
     #[test]

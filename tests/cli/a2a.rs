@@ -467,6 +467,16 @@ fn a2a_bearer_token_from_the_vault_reaches_the_agent_and_appears_nowhere() {
     let secrets = &starts.last().expect("the second run started").payload()["secrets"];
     assert_eq!(secrets[0]["name"], "A2A_TOKEN", "RUN_STARTED names the secret it used: {secrets}");
 
+    // In one step: agent add --a2a with the token setting.
+    outputs.push(add_a2a(&env, "ty", "junior", &server.base(), &["token=secret:A2A_TOKEN"]));
+    let other = assigned_task(&env, "Say hello again", "ty");
+    let before = server.calls().len();
+    let out = env.clutch(["run", &other, "--agent", "ty", "--json"]).success();
+    assert_eq!(out.json()["status"], "succeeded", "{out}");
+    outputs.push(out);
+    let authed = &server.calls()[before..];
+    assert!(!authed.is_empty() && authed.iter().all(|c| c["bearer"] == "ok"), "ty's calls carried the token: {authed:?}");
+
     // The token is in no event, file, output or request log.
     let history = env.git(["log", "-p", "refs/clutch/log"]).success();
     assert!(!history.stdout.contains(&token), "the token is not in the log's history");
