@@ -24,7 +24,6 @@ What the agent does with a message (`metadata["clutch/purpose"]` says work or re
 * hang    - working, then nothing until cancelled (CancelTask makes it canceled)
 * hostile - completed with an artifact whose filename is "../escaped.txt"
 * input   - working → input-required, message "which branch?"
-* slow    - working for 1.5 s, then as `work` (the client has to poll GetTask)
 * symlink - completed with an artifact "out/pwned.txt" (for a checkout where `out` is a link)
 
 `GET /bogus-card.json` answers JSON that is no agent card, for the tests of a bad card.
@@ -78,7 +77,7 @@ class ClutchTestExecutor(AgentExecutor):
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
         said = context.message.metadata if context.message else {}
         purpose = said["clutch/purpose"] if "clutch/purpose" in said else "work"
-        if purpose == "review" and self.mode in ("work", "slow"):
+        if purpose == "review" and self.mode == "work":
             await event_queue.enqueue_event(
                 agent_message("APPROVE the change does what the task asks", context.context_id, None, {"clutch/cost": COST})
             )
@@ -87,9 +86,7 @@ class ClutchTestExecutor(AgentExecutor):
         await event_queue.enqueue_event(task)
         updater = TaskUpdater(event_queue, task.id, task.context_id)
         await updater.start_work(agent_message("working on it", task.context_id, task.id))
-        if self.mode == "slow":
-            await asyncio.sleep(1.5)
-        if self.mode in ("work", "slow"):
+        if self.mode == "work":
             await updater.add_artifact([new_raw_part(HELLO, media_type="text/plain", filename="hello.txt")], name="hello")
             readme = new_text_part("# notes\n", media_type="text/markdown")
             readme.filename = "notes/readme.md"
@@ -117,7 +114,7 @@ class ClutchTestExecutor(AgentExecutor):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", default="work", choices=["work", "fail", "hang", "hostile", "input", "slow", "symlink"])
+    parser.add_argument("--mode", default="work", choices=["work", "fail", "hang", "hostile", "input", "symlink"])
     parser.add_argument("--log", required=True)
     parser.add_argument("--v03", action="store_true", help="advertise and serve A2A 0.3 as well")
     args = parser.parse_args()
