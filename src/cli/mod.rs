@@ -8,6 +8,7 @@
 mod agent;
 mod apply;
 mod artifact;
+mod auth;
 mod budget;
 mod clone;
 mod cost;
@@ -97,6 +98,8 @@ pub enum Command {
     Schemas(schemas::Args),
     #[command(subcommand)]
     Secret(secret::Command),
+    #[command(subcommand)]
+    Auth(auth::Command),
 }
 
 /// Entry point of the binary: returns the process exit code.
@@ -134,6 +137,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Clone(args) => return clone::run(env, args, &mut out),
         Command::Demo(args) => return demo::run(&env, args, &mut out),
         Command::Secret(cmd) => return secret::run(&env, cmd, &mut out),
+        Command::Auth(cmd) => return auth::run(&env, cmd, &mut out),
         Command::Hook(cmd) => return hooks::run::run(&env, cmd),
         Command::Hooks(cmd) => {
             let ctx = std::env::current_dir().ok().and_then(|cwd| Store::discover(&cwd).ok()).map(|store| Ctx::new(store, env.clone()));
@@ -166,7 +170,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Apply(args) => apply::run(&ctx, &ctx.actor(actor)?, args, &mut out),
         Command::Run(args) => run::run(&ctx, actor, args, &mut out),
         Command::Work(args) => work::run(&ctx, args, &mut out),
-        Command::Schemas(_) | Command::Clone(_) | Command::Demo(_) | Command::Hook(_) | Command::Hooks(_) | Command::Secret(_) => {
+        Command::Schemas(_)
+        | Command::Clone(_)
+        | Command::Demo(_)
+        | Command::Hook(_)
+        | Command::Hooks(_)
+        | Command::Secret(_)
+        | Command::Auth(_) => {
             unreachable!("handled before opening the repository")
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod artifact;
+pub mod auth;
 pub mod demo;
 pub mod governance;
 pub mod hook;

@@ -62,6 +62,12 @@ struct Resolved {
 fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Result<Resolved> {
     let fix = format!("fix it with: git clutch agent config {agent} --runtime-opt KEY=VALUE");
     let policy = Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")).hint(fix.clone()))?;
+    // `auth=chatgpt` (codex): the ChatGPT sign-in `git clutch auth codex` keeps in the vault.
+    let mut settings = settings.clone();
+    if settings.get("auth").map(|a| a.trim()) == Some("chatgpt") {
+        settings.insert(runtime::codex::AUTH_JSON_SETTING.into(), format!("secret:{}", runtime::codex::AUTH_SECRET));
+    }
+    let settings = &settings;
     let wanted: Vec<&str> = settings.values().filter_map(|v| v.strip_prefix("secret:")).collect();
     let vault = match wanted.is_empty() {
         true => None,
@@ -72,8 +78,11 @@ fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Resul
         let value = match (value.strip_prefix("secret:"), &vault) {
             (Some(name), Some(vault)) => {
                 let entry = vault.get(name).filter(|_| !name.starts_with(crate::vault::KEY_PREFIX)).ok_or_else(|| {
-                    Error::user(format!("secret '{name}' (setting {key} of agent '{agent}') is not in the vault"))
-                        .hint(format!("add it with: git clutch secret set {name}"))
+                    let add = match name == runtime::codex::AUTH_SECRET {
+                        true => "sign in with: git clutch auth codex".to_string(),
+                        false => format!("add it with: git clutch secret set {name}"),
+                    };
+                    Error::user(format!("secret '{name}' (setting {key} of agent '{agent}') is not in the vault")).hint(add)
                 })?;
                 if entry.value.len() < runtime::MIN_SECRET_LEN {
                     return Err(Error::user(format!(

@@ -50,7 +50,8 @@ none were seen with claude 2.1.331 / codex 0.169.0) get a one-word text answer, 
 
 Observability, under $CLUTCH_MS_LOG_DIR (when set):
 * `NNNN-<api>.json`  one per request: method, path, headers (credentials redacted), the body
-                     as parsed JSON (or text), and what was answered: kind and usage.
+                     as parsed JSON (or text), and what was answered: kind and usage; with an
+                     Authorization header, `authorization_sha256`: the hex SHA-256 of its value.
 * `usage.json`       totals of the usage served so far, rewritten after each answer:
                      {"anthropic": {"requests", "input_tokens", "output_tokens",
                       "cache_read_input_tokens", "cache_creation_input_tokens"},
@@ -68,6 +69,7 @@ $CLUTCH_MS_MAX_S seconds in all (default 1800).
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -470,7 +472,11 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = raw.decode("utf-8", "replace")
         headers = {k: ("<redacted>" if k.lower() in SECRET_HEADERS else v) for k, v in self.headers.items()}
-        return {"method": self.command, "path": self.path, "headers": headers, "body": body}
+        record = {"method": self.command, "path": self.path, "headers": headers, "body": body}
+        # Which credential was sent, without keeping it: a test compares the hash.
+        if self.headers.get("Authorization") is not None:
+            record["authorization_sha256"] = hashlib.sha256(self.headers["Authorization"].encode()).hexdigest()
+        return record
 
     # -- dispatch
     def handle_any(self) -> None:

@@ -33,21 +33,21 @@ const FINAL: &str = "Done: hello.txt is written.";
 /// micro-dollars per token): input, output, cache read, cache write (docs/agents-wire.md).
 const SONNET_4_5: [f64; 4] = [3.0, 15.0, 0.30, 3.75];
 /// How long any one `git clutch run` may take before the test gives up on it.
-const RUN_LIMIT: Duration = Duration::from_secs(90);
+pub(crate) const RUN_LIMIT: Duration = Duration::from_secs(90);
 
 // ---------------------------------------------------------------------------------------------
 // The CLIs: installed once per test process
 
-struct Clis {
+pub(crate) struct Clis {
     claude: PathBuf,
-    codex: PathBuf,
+    pub(crate) codex: PathBuf,
     /// PATH for the spawned `git clutch`: the CLIs' directory, node's, then the inherited PATH.
-    path: std::ffi::OsString,
+    pub(crate) path: std::ffi::OsString,
 }
 
 /// The real CLIs, from `tests/agents/install.sh` (idempotent; fast once installed). Panics with
 /// what to install when they cannot be had: these tests never skip.
-fn clis() -> &'static Clis {
+pub(crate) fn clis() -> &'static Clis {
     static CLIS: OnceLock<Result<Clis, String>> = OnceLock::new();
     match CLIS.get_or_init(install) {
         Ok(clis) => clis,
@@ -118,7 +118,7 @@ fn bounded(cmd: Command, limit: Duration) -> Result<CommandOutput, String> {
 }
 
 /// Like [`bounded`], calling `watch(child pid)` every 50 ms while it runs.
-fn bounded_watching(mut cmd: Command, limit: Duration, mut watch: impl FnMut(u32)) -> Result<CommandOutput, String> {
+pub(crate) fn bounded_watching(mut cmd: Command, limit: Duration, mut watch: impl FnMut(u32)) -> Result<CommandOutput, String> {
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|err| format!("cannot start {cmd:?}: {err}"))?;
     let (out, err) = (drain(child.stdout.take()), drain(child.stderr.take()));
@@ -159,10 +159,10 @@ fn script() -> Value {
 }
 
 /// `tests/agents/model_server.py` on a free port; killed when dropped.
-struct ModelServer {
+pub(crate) struct ModelServer {
     child: Child,
-    port: u16,
-    logs: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) logs: PathBuf,
 }
 
 impl ModelServer {
@@ -212,7 +212,7 @@ impl ModelServer {
         ModelServer { child, port, logs }
     }
 
-    fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -231,7 +231,7 @@ impl ModelServer {
     }
 
     /// Every logged request, oldest first.
-    fn logged(&self) -> Vec<Value> {
+    pub(crate) fn logged(&self) -> Vec<Value> {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&self.logs)
             .expect("list the request log")
             .map(|e| e.expect("directory entry").path())
@@ -253,7 +253,7 @@ impl Drop for ModelServer {
 // One test's world: an org with `jo` on the runtime under test, and a model server
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Cli {
+pub(crate) enum Cli {
     Claude,
     Codex,
 }
@@ -267,18 +267,18 @@ impl Cli {
     }
 }
 
-struct World {
-    env: TestEnv,
-    server: ModelServer,
+pub(crate) struct World {
+    pub(crate) env: TestEnv,
+    pub(crate) server: ModelServer,
     cli: Cli,
     main: String,
-    home: PathBuf,
+    pub(crate) home: PathBuf,
 }
 
 impl World {
     /// A repository with a commit on `main`, the org `acme` (alice, CEO) and `jo` (junior)
     /// running `cli` against a model server in `mode`. `opts` add to or replace the settings.
-    fn new(cli: Cli, mode: &str, server_env: &[(&str, &str)], opts: &[(&str, &str)]) -> World {
+    pub(crate) fn new(cli: Cli, mode: &str, server_env: &[(&str, &str)], opts: &[(&str, &str)]) -> World {
         let clis = clis();
         let env = TestEnv::new();
         std::fs::write(env.repo.join("README.md"), "acme\n").expect("write README");
@@ -318,7 +318,7 @@ impl World {
     }
 
     /// A new task (made by alice).
-    fn task(&self, title: &str) -> String {
+    pub(crate) fn task(&self, title: &str) -> String {
         self.env.new_task("alice", title, &[])
     }
 
@@ -353,7 +353,7 @@ impl World {
         self.clutch_watching(&["run", task, "--agent", "jo", "--json"])
     }
 
-    fn log(&self) -> Vec<Entry> {
+    pub(crate) fn log(&self) -> Vec<Entry> {
         parse_log(&self.env.clutch(["log", "--json"]).success())
     }
 
@@ -434,7 +434,7 @@ impl World {
     }
 }
 
-fn of_kind<'a>(log: &'a [Entry], kind: &str, task: &str) -> Vec<&'a Entry> {
+pub(crate) fn of_kind<'a>(log: &'a [Entry], kind: &str, task: &str) -> Vec<&'a Entry> {
     log.iter().filter(|e| e.kind() == kind && e.task() == Some(task)).collect()
 }
 
@@ -451,7 +451,7 @@ fn failed_run_id(out: &CommandOutput) -> String {
 
 /// Processes (not zombies) whose working directory is under `root` or whose environment
 /// mentions it: what a run in that directory started. (pid, command line)
-fn processes_under(root: &Path) -> Vec<(u32, String)> {
+pub(crate) fn processes_under(root: &Path) -> Vec<(u32, String)> {
     let needle = format!("{}/", root.display());
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     let me = std::process::id();
@@ -487,7 +487,7 @@ fn alive(pid: u32) -> bool {
 /// The shared half of the two success tests: the report, the signed commit on the task
 /// branch, the PR, RUN_STARTED / RUN_FINISHED. Returns the RUN_FINISHED entry.
 #[track_caller]
-fn assert_task_completed(w: &World, task: &str, out: &CommandOutput, seen: &[(u32, String)]) -> Entry {
+pub(crate) fn assert_task_completed(w: &World, task: &str, out: &CommandOutput, seen: &[(u32, String)]) -> Entry {
     let out = out.clone().success();
     let report = out.json();
     assert_eq!(report["agent"], "jo", "{report}");

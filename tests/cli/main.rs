@@ -9,6 +9,7 @@ mod common;
 mod a2a;
 mod agents;
 mod apply;
+mod auth;
 mod governance;
 mod runtime;
 mod sync;
