@@ -260,7 +260,18 @@ impl Runtime for Codex {
         let model = setting("model", DEFAULT_MODEL);
         let mut command = Command::new(bin);
         command.current_dir(&job.workdir).args(["exec", "--json", "--ephemeral", "-s", compiled.sandbox, "-m", &model]);
-        command.args(["-c", "analytics.enabled=false", "-c", "check_for_update_on_startup=false", "--disable", "plugins"]);
+        // No plugins, and no ChatGPT apps (connectors reach the user's accounts through
+        // chatgpt.com, outside the policy): the agent has the model and its sandbox.
+        command.args([
+            "-c",
+            "analytics.enabled=false",
+            "-c",
+            "check_for_update_on_startup=false",
+            "--disable",
+            "plugins",
+            "--disable",
+            "apps",
+        ]);
         if let Some(network) = compiled.network_access {
             command.args(["-c", &format!("sandbox_workspace_write.network_access={network}")]);
         }

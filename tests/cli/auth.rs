@@ -511,13 +511,26 @@ fn signed_in_world(tokens: &Tokens, issuer_flags: &[&str]) -> (World, Issuer, Pa
 /// seen, the CODEX_HOME directories seen in codex's environment with the modes of the
 /// directory and its auth.json at that moment).
 fn run_watching_codex_home(w: &World, task: &str) -> (CommandOutput, Vec<(u32, String)>, Vec<(PathBuf, u32, u32)>) {
+    let (out, seen, homes, _) = run_watching(w, task, &[]);
+    (out, seen, homes)
+}
+
+/// [`run_watching_codex_home`] with `vars` set too, and the full command line of every process
+/// seen.
+fn run_watching(
+    w: &World,
+    task: &str,
+    vars: &[(&str, &str)],
+) -> (CommandOutput, Vec<(u32, String)>, Vec<(PathBuf, u32, u32)>, Vec<String>) {
     let mut cmd = w.env.command(CLUTCH);
     cmd.env("PATH", &agents::clis().path)
         .env("CLUTCH_NOW", rfc3339(w.env.tick()))
         .env("CODEX_HOME", w.home.join(".codex"))
+        .envs(vars.iter().copied())
         .args(["run", task, "--agent", "jo", "--json"]);
     let mut seen: Vec<(u32, String)> = Vec::new();
     let mut homes: Vec<(PathBuf, u32, u32)> = Vec::new();
+    let mut cmdlines: Vec<String> = Vec::new();
     let root = w.env.root.clone();
     let server = w.server.pid();
     let out = agents::bounded_watching(cmd, agents::RUN_LIMIT, |clutch| {
@@ -527,6 +540,8 @@ fn run_watching_codex_home(w: &World, task: &str) -> (CommandOutput, Vec<(u32, S
             }
             if !seen.iter().any(|(p, _)| *p == pid) {
                 seen.push((pid, cmdline));
+                let full = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                cmdlines.push(String::from_utf8_lossy(&full).replace('\0', " "));
             }
             let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
             for var in environ.split(|b| *b == 0) {
@@ -542,7 +557,7 @@ fn run_watching_codex_home(w: &World, task: &str) -> (CommandOutput, Vec<(u32, S
         }
     })
     .unwrap_or_else(|why| panic!("git clutch run: {why}"));
-    (out, seen, homes)
+    (out, seen, homes, cmdlines)
 }
 
 /// What every chatgpt run must leave: the model heard the access token `access`, and no token
@@ -574,6 +589,11 @@ fn assert_signed_run(w: &World, tokens: &Tokens, out: &CommandOutput, homes: &[(
     for file in walk(&w.server.logs) {
         assert_no_token("the model server's log", &std::fs::read_to_string(&file).unwrap_or_default(), tokens);
     }
+    // Signed in with ChatGPT, codex would also reach chatgpt.com for apps (connectors): off.
+    let run = out.json()["run"].as_str().expect("the run's id").to_string();
+    let end = crate::common::finished(&w.log(), &run).clone();
+    let transcript = w.env.git_ok(["show", &format!("{}:files/transcript.txt", end.commit)]);
+    assert!(!transcript.contains("chatgpt.com"), "codex tried to reach chatgpt.com:\n{transcript}");
 }
 
 #[test]
@@ -625,4 +645,59 @@ fn auth_codex_tokens_refreshed_during_a_run_go_back_to_the_vault() {
     assert_eq!(entry["version"], 2, "the refresh is a new version of codex.auth: {entry}");
     // The model heard the refreshed token; no token, old or new, is anywhere.
     assert_signed_run(&w, &tokens, &out, &homes, &access);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The codex runtime's policy
+
+/// `git clutch agent config jo --runtime codex` with the world's codex settings and `extra`.
+fn configure_codex(w: &World, extra: &[&str]) {
+    let bin = agents::clis().codex.display().to_string();
+    let mut args: Vec<String> = ["agent", "config", "jo", "--runtime", "codex"].map(String::from).to_vec();
+    let base = [
+        format!("bin={bin}"),
+        format!("base_url=http://127.0.0.1:{}/v1", w.server.port),
+        "api_key_env=CLUTCH_MODEL_KEY".into(),
+        "model=gpt-5.5".into(),
+        "timeout_s=60".into(),
+    ];
+    for opt in base.iter().map(String::as_str).chain(extra.iter().copied()) {
+        args.extend(["--runtime-opt".to_string(), opt.to_string()]);
+    }
+    w.env.clutch(args).success();
+}
+
+#[test]
+fn codex_policy_compiles_into_its_sandbox_flags_and_what_it_cannot_enforce_is_refused() {
+    let w = World::new(Cli::Codex, "write", &[], &[]);
+    // network none: workspace-write with the network off, passed to the real CLI.
+    configure_codex(&w, &["sandbox=workspace-write", "network=none"]);
+    let task = w.task("Write hello offline");
+    // The provider's key is named by api_key_env: the run gets it from the environment.
+    let (out, seen, _, cmdlines) = run_watching(&w, &task, &[("CLUTCH_MODEL_KEY", "sk-test-dummy")]);
+    agents::assert_task_completed(&w, &task, &out, &seen);
+    let codex = cmdlines.iter().find(|c| c.contains(" exec --json")).unwrap_or_else(|| panic!("codex ran: {cmdlines:?}"));
+    assert!(codex.contains(" -s workspace-write "), "{codex}");
+    assert!(codex.contains(" sandbox_workspace_write.network_access=false "), "network none is compiled: {codex}");
+    assert!(codex.contains(" --disable apps "), "no ChatGPT apps: {codex}");
+    let started = agents::of_kind(&w.log(), "RUN_STARTED", &task)[0].payload().clone();
+    assert!(started["policy"].as_str().is_some_and(|p| p.starts_with("sha256:")), "the policy is recorded: {started}");
+
+    // What codex cannot enforce is refused before anything runs.
+    for (settings, why) in [
+        (&["network=api.example.com"][..], "host allowlist"),
+        (&["tool_allowlist=shell"][..], "tool allowlist"),
+        (&["sandbox=read-only", "network=any"][..], "read-only"),
+        (&["sandbox=full-access", "network=none"][..], "full access"),
+    ] {
+        configure_codex(&w, settings);
+        let task = w.task(&format!("Refused {settings:?}"));
+        let before = w.server.logged().len();
+        let out = w.env.clutch(["run", &task, "--agent", "jo"]).code(1);
+        assert!(out.error().contains("refused") && out.error().contains(why), "{settings:?}: {out}");
+        let refused = agents::of_kind(&w.log(), "RUN_REFUSED", &task).len();
+        assert_eq!(refused, 1, "{settings:?}: RUN_REFUSED is recorded");
+        assert!(agents::of_kind(&w.log(), "RUN_STARTED", &task).is_empty(), "{settings:?}: no run started");
+        assert_eq!(w.server.logged().len(), before, "{settings:?}: the model heard nothing");
+    }
 }
