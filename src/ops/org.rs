@@ -125,6 +125,21 @@ pub fn project_new(ctx: &Ctx, actor: &str, name: &str, description: Option<&str>
     Ok(written.remove(0))
 }
 
+/// What a run would refuse anyway, refused before anything is recorded: an unknown runtime, a
+/// malformed policy, a secret reference that names no possible secret.
+pub fn check_configuration(agent: &str, runtime: &str, settings: &std::collections::BTreeMap<String, String>) -> Result<()> {
+    if crate::runtime::find(runtime).is_none() {
+        return Err(Error::user(format!("no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", "))));
+    }
+    crate::runtime::policy::Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")))?;
+    for (key, value) in settings {
+        if let Some(name) = value.strip_prefix("secret:") {
+            crate::vault::check_name(name).map_err(|err| err.context(format!("setting {key}")))?;
+        }
+    }
+    Ok(())
+}
+
 /// Define how an agent runs (CEO): AGENT_CONFIGURED.
 pub fn configure(
     ctx: &Ctx,
@@ -133,17 +148,7 @@ pub fn configure(
     runtime: &str,
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Written> {
-    if crate::runtime::find(runtime).is_none() {
-        return Err(Error::user(format!("no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", "))));
-    }
-    // What a run would refuse anyway is refused here, before it is recorded: a malformed
-    // policy, a secret reference that names no possible secret.
-    crate::runtime::policy::Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")))?;
-    for (key, value) in settings {
-        if let Some(name) = value.strip_prefix("secret:") {
-            crate::vault::check_name(name).map_err(|err| err.context(format!("setting {key}")))?;
-        }
-    }
+    check_configuration(agent, runtime, settings)?;
     let (mut written, _) = transact(ctx, actor, |state| {
         if state.active_agent(agent).is_none() {
             return Err(Error::user(format!("'{agent}' is not an active agent")));

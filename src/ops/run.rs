@@ -16,7 +16,7 @@ use crate::vault::Vault;
 use crate::{Error, Result};
 use runtime::policy::Policy;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{pr, task, test_run, transact, Ctx, Draft};
 
@@ -119,29 +119,43 @@ fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Resul
     Ok(out)
 }
 
-/// The first file in the worktree (outside `.git` and the memory notes) that holds a secret
-/// value of the run: such changes are never committed.
-fn leaked_secret(workdir: &Path, secrets: &[runtime::SecretUse]) -> Option<(String, PathBuf)> {
+/// The first path in the worktree (outside `.git` and the memory notes) that would carry a
+/// secret value of the run into a commit: in a file's contents, in a file or directory name,
+/// or as a symbolic link's target (git stores the target as a blob). Such changes are never
+/// committed. The path comes back redacted, since it may itself hold the value.
+fn leaked_secret(workdir: &Path, secrets: &[runtime::SecretUse]) -> Option<(String, String)> {
+    use std::os::unix::ffi::OsStrExt;
     if secrets.is_empty() {
         return None;
     }
+    let holding =
+        |bytes: &[u8]| secrets.iter().find(|s| !s.value.is_empty() && bytes.windows(s.value.len()).any(|w| w == s.value.as_bytes()));
     let mut stack = vec![workdir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for entry in entries.flatten() {
             let path = entry.path();
             let name = entry.file_name();
-            if name == ".git" || name == runtime::MEMORY_DIR {
+            // Only the top-level notes directory stays out of the commit (see the exclude file).
+            if name == ".git" || (name == runtime::MEMORY_DIR && dir == workdir) {
                 continue;
             }
             let Ok(kind) = entry.file_type() else { continue };
+            let found = holding(name.as_bytes()).or_else(|| {
+                if kind.is_symlink() {
+                    std::fs::read_link(&path).ok().and_then(|target| holding(target.as_os_str().as_bytes()))
+                } else if kind.is_file() {
+                    std::fs::read(&path).ok().and_then(|bytes| holding(&bytes))
+                } else {
+                    None
+                }
+            });
+            if let Some(s) = found {
+                let shown = path.strip_prefix(workdir).unwrap_or(&path).display().to_string();
+                return Some((s.name.clone(), runtime::redact(&shown, secrets)));
+            }
             if kind.is_dir() {
                 stack.push(path);
-            } else if kind.is_file() {
-                let Ok(bytes) = std::fs::read(&path) else { continue };
-                if let Some(s) = secrets.iter().find(|s| bytes.windows(s.value.len()).any(|w| w == s.value.as_bytes())) {
-                    return Some((s.name.clone(), path.strip_prefix(workdir).unwrap_or(&path).to_path_buf()));
-                }
             }
         }
     }
@@ -308,7 +322,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     if outcome.status == RunStatus::Succeeded {
         if let Some((name, file)) = leaked_secret(&job.workdir, &job.secrets) {
             outcome.status = RunStatus::Failed;
-            outcome.summary = format!("the agent wrote the value of secret {name} into {}: nothing was committed", file.display());
+            outcome.summary = format!("the agent wrote the value of secret {name} into {file}: nothing was committed");
         }
     }
 

@@ -12,6 +12,7 @@ mod apply;
 mod auth;
 mod governance;
 mod runtime;
+mod secrets;
 mod sync;
 mod test_audit;
 mod test_concurrency;
