@@ -53,7 +53,7 @@ fn codex(env: &Env, args: &Codex, out: &mut Out) -> Result<()> {
     if !args.no_browser {
         open_browser(&pending.url);
     }
-    let stored = auth::Pending::finish(pending, env)?;
+    let stored = pending.finish(env)?;
     if args.json {
         return out.json(&stored);
     }
