@@ -99,11 +99,14 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
     Ok(Tested { written: written.remove(0), commit, exit_code, passed })
 }
 
-/// Run the command, passing its output through to ours while keeping a copy.
+/// Run the command, passing its output through to ours while keeping a copy. It runs code an
+/// agent may have written, so it never gets the vault's key.
 fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
     let mut child = Command::new(&command[0])
         .args(&command[1..])
         .current_dir(dir)
+        .env_remove("CLUTCH_SECRET_KEY")
+        .env_remove("CLUTCH_SECRET_KEY_FILE")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -435,6 +435,7 @@ fn secrets_a_run_gets_its_secret_in_the_environment_and_nowhere_else() {
         "agent",
         &format!(
             r#"cat > '{job}'
+echo "vault key variables the agent sees: $(env | grep -c '^CLUTCH_SECRET_KEY')"
 echo "token on stdout: $TOKEN"
 echo "token on stderr: $TOKEN" >&2
 printf %s "$TOKEN" | sha256sum | cut -d' ' -f1 > token.sha256
@@ -474,6 +475,7 @@ echo "{{\"summary\": \"used $TOKEN\"}}"
     assert_hidden(&transcript, &value, "the transcript");
     assert!(transcript.contains("token on stdout: [secret:API_TOKEN]"), "stdout is kept, redacted: {transcript}");
     assert!(transcript.contains("token on stderr: [secret:API_TOKEN]"), "stderr is kept, redacted: {transcript}");
+    assert!(transcript.contains("vault key variables the agent sees: 0"), "the agent never gets the vault's key: {transcript}");
 
     // The agent's notes are kept, redacted.
     let memory = env.git(["show", "refs/clutch/memory/kim:MEMORY.md"]).success().stdout;
@@ -537,6 +539,31 @@ fn secrets_a_run_that_writes_a_secret_into_the_worktree_commits_nothing() {
         assert_nothing_half_written(&env, "kim", &task, &main, &run);
         assert_repository_hides(&env, &value);
     }
+}
+
+#[test]
+fn secrets_the_test_command_after_a_run_never_sees_the_vault_key() {
+    // The test command runs code the agent wrote (here check.sh): with the vault's key it could
+    // open every secret and every agent's signing key.
+    let (env, _main) = org();
+    env.unlock_vault();
+    let value = test_secret("API_TOKEN");
+    env.set_secret("API_TOKEN", &value);
+    let command = script(
+        &env,
+        "agent",
+        "cat > check.sh <<'EOF'\necho \"vault key variables the test sees: $(env | grep -c '^CLUTCH_SECRET_KEY')\"\nEOF\necho '{\"summary\": \"wrote the check\"}'\n",
+    );
+    subprocess_agent(&env, "kim", &command, &["env.TOKEN=secret:API_TOKEN", "test_command=sh check.sh"]);
+    let task = assigned_task(&env, "Write a check", "kim");
+    let report = hidden(env.clutch(["run", &task, "--json"]), &value, "git clutch run").success().json();
+    assert_eq!(report["tests_passed"], true, "{report}");
+    let log = events(&env);
+    let tests = events_of(&log, "TEST_RUN", &task);
+    assert_eq!(tests.len(), 1, "one test run for {task}");
+    let output = env.git(["show", &format!("{}:files/output.txt", tests[0].commit)]).success().stdout;
+    assert!(output.contains("vault key variables the test sees: 0"), "the test command runs without the vault's key: {output}");
+    assert_repository_hides(&env, &value);
 }
 
 #[test]
