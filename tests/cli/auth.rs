@@ -487,7 +487,18 @@ fn auth_codex_gives_up_after_its_timeout_and_needs_an_unlocked_vault() {
 /// A world with `jo` on the real codex CLI, signed in through `issuer_flags`, `auth=chatgpt`.
 /// Returns it, the issuer and the identity file.
 fn signed_in_world(tokens: &Tokens, issuer_flags: &[&str]) -> (World, Issuer, PathBuf) {
-    let w = World::new(Cli::Codex, "write", &[], &[]);
+    signed_in_world_with(tokens, issuer_flags, "write", &[], "60")
+}
+
+/// [`signed_in_world`] with the model server in `mode` (with `server_env`) and `timeout_s`.
+fn signed_in_world_with(
+    tokens: &Tokens,
+    issuer_flags: &[&str],
+    mode: &str,
+    server_env: &[(&str, &str)],
+    timeout_s: &str,
+) -> (World, Issuer, PathBuf) {
+    let w = World::new(Cli::Codex, mode, server_env, &[]);
     let identity = w.env.unlock_vault();
     let issuer = Issuer::start(&w.env, tokens, issuer_flags);
     let port = free_port().to_string();
@@ -499,8 +510,13 @@ fn signed_in_world(tokens: &Tokens, issuer_flags: &[&str]) -> (World, Issuer, Pa
     let bin = agents::clis().codex.display().to_string();
     let base_url = format!("http://127.0.0.1:{}/v1", w.server.port);
     let mut args: Vec<String> = ["agent", "config", "jo", "--runtime", "codex"].map(String::from).to_vec();
-    for opt in [format!("bin={bin}"), format!("base_url={base_url}"), "model=gpt-5.5".into(), "timeout_s=60".into(), "auth=chatgpt".into()]
-    {
+    for opt in [
+        format!("bin={bin}"),
+        format!("base_url={base_url}"),
+        "model=gpt-5.5".into(),
+        format!("timeout_s={timeout_s}"),
+        "auth=chatgpt".into(),
+    ] {
         args.extend(["--runtime-opt".to_string(), opt]);
     }
     w.env.clutch(args).success();
@@ -645,6 +661,31 @@ fn auth_codex_tokens_refreshed_during_a_run_go_back_to_the_vault() {
     assert_eq!(entry["version"], 2, "the refresh is a new version of codex.auth: {entry}");
     // The model heard the refreshed token; no token, old or new, is anywhere.
     assert_signed_run(&w, &tokens, &out, &homes, &access);
+}
+
+#[test]
+fn auth_codex_run_home_is_removed_when_the_run_fails_or_is_killed() {
+    for (mode, server_env, timeout_s, status) in
+        [("error", &[("CLUTCH_MS_ERROR_STATUS", "400")][..], "60", "failed"), ("slow", &[("CLUTCH_MS_SLOW_S", "30")][..], "2", "timed_out")]
+    {
+        let tokens = Tokens::new();
+        let (w, _issuer, identity) = signed_in_world_with(&tokens, &[], mode, server_env, timeout_s);
+        let before = stored_auth(&w.env, &identity).expect("signed in");
+        let task = w.task(&format!("Meet a {mode} provider"));
+        let (out, _, homes) = run_watching_codex_home(&w, &task);
+        let out = out.code(1);
+        assert_eq!(out.json()["status"], status, "{mode}: {out}");
+        assert_eq!(homes.len(), 1, "{mode}: codex ran with the run's own CODEX_HOME: {homes:?}");
+        let (home, dir_mode, file_mode) = &homes[0];
+        assert_eq!((*dir_mode, *file_mode), (0o700, 0o600), "{mode}: private while codex ran");
+        assert!(!home.exists(), "{mode}: the run's CODEX_HOME is removed after a {status} run");
+        let left: Vec<_> =
+            std::fs::read_dir(w.env.clutch_home.join("tmp")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        assert!(left.is_empty(), "{mode}: nothing is left in $CLUTCH_HOME/tmp: {left:?}");
+        assert!(stored_auth(&w.env, &identity) == Some(before), "{mode}: the vault's entry is unchanged");
+        assert_no_token("the run's output", &format!("{}{}", out.stdout, out.stderr), &tokens);
+        assert_no_token("the repository's objects", &all_objects(&w.env), &tokens);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
