@@ -11,6 +11,7 @@ use std::ffi::OsStr;
 use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -362,6 +363,45 @@ fn secrets_a_vault_written_by_the_age_cli_is_read_and_kept_by_clutch() {
     assert!(doc["secrets"]["DEPLOY_KEY"]["value"].as_str() == Some(value.as_str()), "the age-written secret survives a clutch write");
     assert_eq!(doc["secrets"]["DEPLOY_KEY"]["version"], 4);
     assert_eq!(doc["secrets"]["SECOND"]["version"], 1);
+}
+
+#[test]
+fn secrets_rekey_moves_the_vault_to_a_new_identity_then_a_passphrase() {
+    let env = TestEnv::new();
+    let old = env.unlock_vault();
+    let value = test_secret("API_TOKEN");
+    env.set_secret("API_TOKEN", &value);
+    let fp = fingerprint(&env, "API_TOKEN");
+
+    let new = other_identity();
+    let new_file = env.root.join("new-key.txt");
+    let public = age::x25519::Identity::from_str(&new).expect("an identity").to_public();
+    std::fs::write(&new_file, format!("# public key: {public}\n{new}\n")).expect("write the new identity");
+    let out = env.clutch(["secret", "rekey", "--to-identity-file"]).code(2);
+    assert!(out.stderr.contains("--to-identity-file"), "{out}");
+    let out = env.clutch([OsStr::new("secret"), OsStr::new("rekey"), OsStr::new("--to-identity-file"), new_file.as_os_str()]).success();
+    assert!(out.out().contains("CLUTCH_SECRET_KEY_FILE"), "it says how to unlock from now on: {out}");
+    let doc = age_decrypt(&env, &new_file);
+    assert!(doc["secrets"]["API_TOKEN"]["value"].as_str() == Some(value.as_str()), "the new identity opens it");
+    let refused = env.clutch(["secret", "list"]).code(1);
+    assert!(
+        refused.error().starts_with("CLUTCH_SECRET_KEY does not open the vault"),
+        "the old identity ({}) no longer does: {refused}",
+        old.display()
+    );
+
+    let passphrase = "correct horse battery staple";
+    let out = clutch_key(&env, Key::Text(&new), ["secret", "rekey", "--to-passphrase"], passphrase.as_bytes()).success();
+    assert!(out.out().contains("CLUTCH_SECRET_KEY to the new passphrase"), "{out}");
+    let items = match clutch_key(&env, Key::Text(passphrase), ["secret", "list", "--json"], b"").success().json() {
+        Value::Array(items) => items,
+        other => panic!("not an array: {other}"),
+    };
+    assert_eq!((&items[0]["name"], &items[0]["fingerprint"]), (&json!("API_TOKEN"), &json!(fp)), "the secret is as it was");
+    let out = clutch_key(&env, Key::Text(&new), ["secret", "list"], b"").code(1);
+    assert!(out.error().starts_with("CLUTCH_SECRET_KEY is an age identity, but the vault"), "{out}");
+    let out = clutch_key(&env, Key::Text("wrong horse battery staple"), ["secret", "list"], b"").code(1);
+    assert!(out.error().starts_with("CLUTCH_SECRET_KEY does not open the vault"), "{out}");
 }
 
 // ---------------------------------------------------------------------------------------------
