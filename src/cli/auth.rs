@@ -11,9 +11,11 @@ use super::Out;
 /// Sign agents' tools in to their providers, the tokens kept in the vault.
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// Sign in with ChatGPT for the codex runtime (OAuth with PKCE, as `codex login` does):
-    /// open the printed URL, sign in, and the tokens are stored in the vault as `codex.auth`.
-    /// Agents use them with `--runtime-opt auth=chatgpt` (docs/auth-codex.md).
+    /// Sign in with ChatGPT for the codex runtime, the tokens kept in the vault.
+    ///
+    /// OAuth with PKCE, as `codex login` does: open the printed URL, sign in, and the tokens
+    /// are stored in the vault as `codex.auth`. Agents use them with `--runtime-opt
+    /// auth=chatgpt` (docs/auth-codex.md).
     Codex(Codex),
 }
 
@@ -23,7 +25,7 @@ pub struct Codex {
     #[arg(long, default_value = auth::DEFAULT_ISSUER)]
     pub issuer: String,
     /// The local port for the callback (http://localhost:PORT/auth/callback); the issuer must
-    /// accept that redirect_uri, and it accepts 1455 for codex.
+    /// accept that redirect_uri (OpenAI accepts 1455 for codex).
     #[arg(long, default_value_t = auth::DEFAULT_PORT)]
     pub port: u16,
     /// Print the URL only; do not try to open a browser.
