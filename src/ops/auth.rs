@@ -125,12 +125,12 @@ pub struct Stored {
 
 /// Check the vault opens, bind the callback port, and make the authorize URL.
 pub fn start(env: &Env, options: &Options) -> Result<Pending> {
-    // Before the user signs in: a locked or unopenable vault would waste the sign-in.
-    Vault::open(env).map_err(|err| err.context("the tokens go into the vault"))?;
     let issuer = options.issuer.trim_end_matches('/').to_string();
     if !(issuer.starts_with("https://") || issuer.starts_with("http://")) {
         return Err(Error::usage(format!("--issuer '{issuer}' is not an http(s) URL")).hint(format!("the default is {DEFAULT_ISSUER}")));
     }
+    // Before the user signs in: a locked or unopenable vault would waste the sign-in.
+    Vault::open(env).map_err(|err| err.context("the tokens go into the vault"))?;
     let listener = TcpListener::bind(("127.0.0.1", options.port)).map_err(|err| {
         let redirect = format!("http://localhost:{}/auth/callback", options.port);
         match err.kind() {
