@@ -142,7 +142,14 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
 #[allow(clippy::disallowed_methods, reason = "this is the one door")]
 pub fn for_agent(extra: &[&str]) -> Vec<(String, std::ffi::OsString)> {
     const BASICS: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TERM", "TMPDIR", "TZ"];
-    BASICS.iter().chain(extra.iter()).filter_map(|name| std::env::var_os(name).map(|value| (name.to_string(), value))).collect()
+    BASICS
+        .iter()
+        .chain(extra.iter())
+        // clutch's own variables — the vault's key above all — never reach an agent, whatever
+        // a definition's `pass_env` asks for.
+        .filter(|name| !name.starts_with("CLUTCH_"))
+        .filter_map(|name| std::env::var_os(name).map(|value| (name.to_string(), value)))
+        .collect()
 }
 
 /// `DOCKER_HOST`, when set: where the docker runtime finds the engine.

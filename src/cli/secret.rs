@@ -19,7 +19,7 @@ pub enum Command {
     /// Names and fingerprints of the secrets (never their values).
     List(List),
     /// Remove a secret.
-    Rm(Named),
+    Rm(Remove),
     /// Replace a secret's value (read like `set`); its fingerprint and version change.
     Rotate(Named),
     /// Encrypt the vault to a new identity or passphrase.
@@ -32,6 +32,18 @@ pub enum Command {
 pub struct Named {
     /// The secret's name: letters, digits, `_`, `.`, `-`.
     pub name: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Remove {
+    /// The secret's name.
+    pub name: String,
+    /// Also remove an agent's signing key (`key/AGENT-ID`): that agent can no longer sign here.
+    #[arg(long)]
+    pub force: bool,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -87,6 +99,13 @@ pub fn run(env: &Env, cmd: &Command, out: &mut Out) -> Result<()> {
             print_listed(out, args.json, &listed, "rotated")
         }
         Command::Rm(args) => {
+            if args.name.starts_with(vault::KEY_PREFIX) && !args.force {
+                return Err(Error::user(format!(
+                    "'{}' is an agent's signing key: without it that agent cannot sign on this machine",
+                    args.name
+                ))
+                .hint("add --force if that is what you want"));
+            }
             let removed = Vault::edit(env, |vault| {
                 if !vault.remove(&args.name) {
                     return Err(Error::user(format!("there is no secret '{}'", args.name)).hint("see them with: git clutch secret list"));

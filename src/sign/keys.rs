@@ -281,7 +281,7 @@ pub fn read_private(path: &Path) -> Result<SigningKey> {
 
 /// Parse an unencrypted OpenSSH Ed25519 private key; `path` names where it came from.
 fn parse_private(text: &str, path: &Path) -> Result<SigningKey> {
-    if !names_ed25519(&text) {
+    if !names_ed25519(text) {
         return Err(Error::user(format!("{} is not an Ed25519 key", path.display()))
             .hint("clutch signs with Ed25519 only: create one with ssh-keygen -t ed25519"));
     }

@@ -526,18 +526,19 @@ fn signed_in_world_with(
 /// `git clutch run TASK --agent jo --json`, watching the run's processes: (output, processes
 /// seen, the CODEX_HOME directories seen in codex's environment with the modes of the
 /// directory and its auth.json at that moment).
-fn run_watching_codex_home(w: &World, task: &str) -> (CommandOutput, Vec<(u32, String)>, Vec<(PathBuf, u32, u32)>) {
+/// Processes seen during a run: (pid, command name).
+type Seen = Vec<(u32, String)>;
+/// CODEX_HOME directories seen: (path, the directory's mode, its auth.json's mode).
+type Homes = Vec<(PathBuf, u32, u32)>;
+
+fn run_watching_codex_home(w: &World, task: &str) -> (CommandOutput, Seen, Homes) {
     let (out, seen, homes, _) = run_watching(w, task, &[]);
     (out, seen, homes)
 }
 
 /// [`run_watching_codex_home`] with `vars` set too, and the full command line of every process
 /// seen.
-fn run_watching(
-    w: &World,
-    task: &str,
-    vars: &[(&str, &str)],
-) -> (CommandOutput, Vec<(u32, String)>, Vec<(PathBuf, u32, u32)>, Vec<String>) {
+fn run_watching(w: &World, task: &str, vars: &[(&str, &str)]) -> (CommandOutput, Seen, Homes, Vec<String>) {
     let mut cmd = w.env.command(CLUTCH);
     cmd.env("PATH", &agents::clis().path)
         .env("CLUTCH_NOW", rfc3339(w.env.tick()))
