@@ -92,11 +92,17 @@ fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Resul
                     .hint(format!("set a real credential: git clutch secret set {name}")));
                 }
                 if !out.secrets.iter().any(|s| s.name == name) {
+                    let fingerprint = entry.fingerprint();
                     out.secrets.push(runtime::SecretUse {
                         name: name.to_string(),
-                        fingerprint: entry.fingerprint(),
+                        fingerprint: fingerprint.clone(),
                         value: zeroize::Zeroizing::new(entry.value.clone()),
                     });
+                    // A JSON secret (Codex's auth.json) holds its tokens inside: each is
+                    // redacted and kept out of commits on its own, too.
+                    for token in json_tokens(&entry.value) {
+                        out.secrets.push(runtime::SecretUse { name: name.to_string(), fingerprint: fingerprint.clone(), value: token });
+                    }
                 }
                 entry.value.clone()
             }
@@ -117,6 +123,31 @@ fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Resul
         }
     }
     Ok(out)
+}
+
+/// The string values under keys named like credentials (`…token`, `…key`, `…secret`) of a
+/// secret that is a JSON document, at least 16 characters long.
+fn json_tokens(value: &str) -> Vec<zeroize::Zeroizing<String>> {
+    fn walk(value: &serde_json::Value, key: &str, out: &mut Vec<zeroize::Zeroizing<String>>) {
+        match value {
+            serde_json::Value::Object(map) => map.iter().for_each(|(k, v)| walk(v, k, out)),
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, key, out)),
+            serde_json::Value::String(text) => {
+                let key = key.to_ascii_lowercase();
+                if text.len() >= 16 && ["token", "key", "secret"].iter().any(|k| key.ends_with(k)) {
+                    out.push(zeroize::Zeroizing::new(text.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    if value.trim_start().starts_with('{') {
+        if let Ok(doc) = serde_json::from_str::<serde_json::Value>(value) {
+            walk(&doc, "", &mut out);
+        }
+    }
+    out
 }
 
 /// The first path in the worktree (outside `.git` and the memory notes) that would carry a
@@ -411,7 +442,12 @@ fn start_run(ctx: &Ctx, state: &State, rt: &dyn runtime::Runtime, runtime: &str,
             purpose: job.purpose,
             pr: job.pr.clone(),
             base: base.to_string(),
-            secrets: job.secrets.iter().map(|s| SecretRef { name: s.name.clone(), fingerprint: s.fingerprint.clone() }).collect(),
+            secrets: {
+                let mut refs: Vec<SecretRef> =
+                    job.secrets.iter().map(|s| SecretRef { name: s.name.clone(), fingerprint: s.fingerprint.clone() }).collect();
+                refs.dedup();
+                refs
+            },
             policy: (!job.policy.is_empty()).then(|| job.policy.hash()),
         }))
         .task(&state.tasks[&job.task.id])],
@@ -498,4 +534,16 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         verdict,
         tests_passed: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn json_secrets_yield_their_tokens_and_nothing_else() {
+        let auth = r#"{"OPENAI_API_KEY": null, "tokens": {"id_token": "eyJhbGciOi.abcdefghijklmnop", "access_token": "at-0123456789abcdef",
+            "refresh_token": "short", "account_id": "acct-0123456789abcdef"}, "clutch_issuer": "http://127.0.0.1:4444"}"#;
+        let tokens: Vec<String> = super::json_tokens(auth).iter().map(|t| t.to_string()).collect();
+        assert_eq!(tokens, ["at-0123456789abcdef", "eyJhbGciOi.abcdefghijklmnop"]);
+        assert!(super::json_tokens("sk-not-json-0123456789").is_empty());
+    }
 }
