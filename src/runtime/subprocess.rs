@@ -51,13 +51,41 @@ use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
 #[derive(Debug)]
 pub struct Subprocess;
 
+/// What a program may say on the last JSON line of its stdout (the contract above); the docker
+/// runtime reads its containers' replies the same way.
 #[derive(Debug, Default, Deserialize)]
-struct Reply {
-    status: Option<RunStatus>,
-    summary: Option<String>,
-    verdict: Option<Verdict>,
-    message: Option<String>,
+pub struct Reply {
+    pub status: Option<RunStatus>,
+    pub summary: Option<String>,
+    pub verdict: Option<Verdict>,
+    pub message: Option<String>,
     cost: Option<ReplyCost>,
+}
+
+/// The reply on the last line of `stdout` that starts with `{`, or an empty one when there is
+/// none or it is not a reply.
+pub fn parse_reply(stdout: &[u8]) -> Reply {
+    let text = String::from_utf8_lossy(stdout);
+    text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default()
+}
+
+impl Reply {
+    /// The run's cost: what the reply says it spent, and `wall` measured by clutch.
+    pub fn cost(&self, wall: Duration) -> Cost {
+        let wall_ms = wall.as_millis() as u64;
+        match &self.cost {
+            Some(c) => Cost {
+                input_tokens: c.input_tokens,
+                output_tokens: c.output_tokens,
+                cache_read_tokens: c.cache_read_tokens,
+                cache_write_tokens: c.cache_write_tokens,
+                usd_micros: c.usd_micros,
+                wall_ms,
+                source: if c.usd_micros > 0 { CostSource::Provider } else { CostSource::None },
+            },
+            None => Cost { wall_ms, ..Cost::default() },
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -131,9 +159,7 @@ impl Runtime for Subprocess {
         let (out, timed_out, status) = (&finished.stdout, finished.timed_out, finished.status);
         let started_elapsed = finished.elapsed;
         let transcript = finished.transcript();
-        let text = String::from_utf8_lossy(out);
-        let reply: Reply =
-            text.lines().rev().find(|l| l.trim_start().starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+        let reply = parse_reply(out);
         let exit_code = status.and_then(|s| s.code());
         let succeeded = status.is_some_and(|s| s.success());
         let run_status = if timed_out {
@@ -163,18 +189,7 @@ impl Runtime for Subprocess {
                 }
             })
         };
-        let cost = match reply.cost {
-            Some(c) => Cost {
-                input_tokens: c.input_tokens,
-                output_tokens: c.output_tokens,
-                cache_read_tokens: c.cache_read_tokens,
-                cache_write_tokens: c.cache_write_tokens,
-                usd_micros: c.usd_micros,
-                wall_ms: started_elapsed.as_millis() as u64,
-                source: if c.usd_micros > 0 { CostSource::Provider } else { CostSource::None },
-            },
-            None => Cost { wall_ms: started_elapsed.as_millis() as u64, ..Cost::default() },
-        };
+        let cost = reply.cost(started_elapsed);
         let verdict = reply.verdict.map(|v| (v, reply.message.clone().unwrap_or_default()));
         Outcome { status: run_status, exit_code, summary, cost, verdict, transcript, rate_card: None }
     }

@@ -10,6 +10,7 @@ mod a2a;
 mod agents;
 mod apply;
 mod auth;
+mod docker;
 mod governance;
 mod runtime;
 mod secrets;
