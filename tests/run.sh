@@ -37,7 +37,7 @@ step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 log="$(mktemp)"
-cleanup() { stop_docker || true; rm -f "$log"; }
+cleanup() { local rc=$?; rm -f "$log"; stop_docker || rc=1; exit "$rc"; }  # a container left behind fails the suite
 trap cleanup EXIT
 
 step "a Docker engine of the suite's own (tests/docker/start.sh)"
