@@ -300,16 +300,22 @@ async fn drive(docker: &bollard::Docker, id: &str, input: Vec<u8>, stdout: &mut 
                 LogOutput::StdIn { .. } => {}
             }
         }
-        // The streams close when the program closes them, which may be before it exits.
-        let _ = docker.wait_container(id, None).next().await;
     };
     futures_util::future::join(feed, collect).await;
-    match docker.inspect_container(id, None).await {
-        Ok(inspected) => {
-            let state = inspected.state.unwrap_or_default();
-            Ending::Exited { code: state.exit_code.unwrap_or(-1), out_of_memory: state.oom_killed.unwrap_or(false) }
+    // The streams close when the program closes them, which may be before it exits: wait for
+    // the exit itself, and trust only the state the engine reports once it is not running.
+    loop {
+        let _ = docker.wait_container(id, None).next().await;
+        match docker.inspect_container(id, None).await {
+            Ok(inspected) => {
+                let state = inspected.state.unwrap_or_default();
+                if state.running != Some(true) {
+                    return Ending::Exited { code: state.exit_code.unwrap_or(-1), out_of_memory: state.oom_killed.unwrap_or(false) };
+                }
+            }
+            Err(err) => return Ending::Broken(format!("cannot read the container's exit status: {err}")),
         }
-        Err(err) => Ending::Broken(format!("cannot read the container's exit status: {err}")),
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -264,6 +264,21 @@ echo '{"summary": "wrote the notes in a container", "cost": {"input_tokens": 10,
 }
 
 #[test]
+fn docker_run_ends_when_the_container_exits_not_when_its_output_closes() {
+    let engine = engine();
+    let env = org();
+    // The program closes stdout and stderr first and writes its file after: only a runtime
+    // that waits for the exit (not for the end of the output) sees the file.
+    docker_agent(&env, &engine, "kim", "echo early; exec >&- 2>&-; sleep 2; echo late > late.txt", &[]);
+    let task = assigned_task(&env, "Finish quietly", "kim");
+    let report = clutch(&env, &engine, &["run", &task, "--json"]).success().json();
+    assert_eq!(report["summary"], "early", "the last line it printed: {report}");
+    let commit = str_field(&report, "commit");
+    assert_eq!(env.git_ok(["show", &format!("{commit}:late.txt")]), "late", "the file written after the output closed is committed");
+    assert_no_container_left(&env, &engine, &task);
+}
+
+#[test]
 fn docker_read_only_sandbox_mounts_the_worktree_read_only() {
     let engine = engine();
     let env = org();
