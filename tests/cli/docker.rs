@@ -460,3 +460,27 @@ fn docker_interrupted_run_removes_its_container_and_is_recorded() {
         assert!(str_field(end.payload(), "summary").contains("the container was removed"), "{}", end.event);
     }
 }
+
+#[test]
+fn docker_review_run_sees_the_pr_read_only_and_its_verdict_is_recorded() {
+    let engine = engine();
+    let env = org();
+    docker_agent(&env, &engine, "kim", "echo 'the change' > change.txt", &[]);
+    let task = assigned_task(&env, "Change something", "kim");
+    let worked = clutch(&env, &engine, &["run", &task, "--json"]).success().json();
+    let pr = str_field(&worked, "pr").to_string();
+    let head = str_field(&worked, "commit").to_string();
+
+    // The reviewer approves only what it could read but not write, and says what it was told.
+    let review = r#"if touch probe.txt 2>/dev/null; then verdict=request_changes; else verdict=approve; fi
+echo "{\"verdict\": \"$verdict\", \"message\": \"$CLUTCH_PURPOSE of $CLUTCH_PR: $(cat change.txt)\"}""#;
+    docker_agent(&env, &engine, "bob", review, &["sandbox=full-access"]);
+    let reviewed = clutch(&env, &engine, &["--as", "bob", "run", "--review", &pr, "--json"]).success().json();
+    assert_eq!(reviewed["verdict"], "approve", "the checkout was read-only even with sandbox=full-access: {reviewed}");
+    let state = env.state();
+    let reviews = state["governance"]["prs"][&pr]["reviews"].as_array().expect("reviews").clone();
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert_eq!((&reviews[0]["by"], &reviews[0]["head"]), (&"bob".into(), &head.as_str().into()));
+    assert_eq!(reviews[0]["body"], format!("review of {pr}: the change"), "{reviews:?}");
+    assert_no_container_left(&env, &engine, &task);
+}
