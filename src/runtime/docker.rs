@@ -244,6 +244,13 @@ impl<'a> Tail<'a> {
     }
 }
 
+/// What the container printed.
+struct Output<'a> {
+    stdout: Tail<'a>,
+    stderr: Tail<'a>,
+    all: Tail<'a>,
+}
+
 /// How the container's run ended.
 enum Ending {
     Exited { code: i64, out_of_memory: bool },
@@ -274,7 +281,8 @@ impl Signals {
 }
 
 /// Attach, start, feed the job, collect the output and wait for the exit.
-async fn drive(docker: &bollard::Docker, id: &str, input: Vec<u8>, stdout: &mut Tail<'_>, all: &mut Tail<'_>) -> Ending {
+/// `output` gets stdout, stderr and both in the order they came.
+async fn drive(docker: &bollard::Docker, id: &str, input: Vec<u8>, output: &mut Output<'_>) -> Ending {
     let options = AttachContainerOptionsBuilder::new().stdin(true).stdout(true).stderr(true).stream(true).build();
     let attached = match docker.attach_container(id, Some(options)).await {
         Ok(attached) => attached,
@@ -283,20 +291,23 @@ async fn drive(docker: &bollard::Docker, id: &str, input: Vec<u8>, stdout: &mut 
     if let Err(err) = docker.start_container(id, None).await {
         return Ending::Broken(format!("the container did not start: {err}"));
     }
-    let bollard::container::AttachContainerResults { mut output, input: mut writer } = attached;
+    let bollard::container::AttachContainerResults { output: mut stream, input: mut writer } = attached;
     // A program that does not read its stdin must not stop the output from being read.
     let feed = async move {
         let _ = writer.write_all(&input).await;
         let _ = writer.shutdown().await;
     };
     let collect = async {
-        while let Some(Ok(item)) = output.next().await {
+        while let Some(Ok(item)) = stream.next().await {
             match item {
                 LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                    stdout.push(&message);
-                    all.push(&message);
+                    output.stdout.push(&message);
+                    output.all.push(&message);
                 }
-                LogOutput::StdErr { message } => all.push(&message),
+                LogOutput::StdErr { message } => {
+                    output.stderr.push(&message);
+                    output.all.push(&message);
+                }
                 LogOutput::StdIn { .. } => {}
             }
         }
@@ -361,8 +372,7 @@ impl Docker {
             Err(unavailable) => return Outcome::failed(unavailable.0),
         };
         // A signal from here on removes the container: listen before it exists.
-        let mut stdout = Tail::new(&job.secrets);
-        let mut all = Tail::new(&job.secrets);
+        let mut output = Output { stdout: Tail::new(&job.secrets), stderr: Tail::new(&job.secrets), all: Tail::new(&job.secrets) };
         let mut signals = Signals::listen();
         let created = {
             let create = docker.create_container(Some(CreateContainerOptionsBuilder::new().build()), plan.container(job));
@@ -384,11 +394,11 @@ impl Docker {
             }
             Err(err) => return Outcome::failed(format!("cannot create a container from image '{}': {err}", plan.image)),
         };
-        let ending = bounded(drive(&docker, &id, job.wire_json(), &mut stdout, &mut all), plan.timeout, &mut signals).await;
+        let ending = bounded(drive(&docker, &id, job.wire_json(), &mut output), plan.timeout, &mut signals).await;
         let removed = remove(&docker, &id, !matches!(ending, Ending::Exited { .. })).await;
         let elapsed = started.elapsed();
-        let out = stdout.text();
-        let transcript = all.text().into_bytes();
+        let out = output.stdout.text();
+        let transcript = output.all.text().into_bytes();
         let reply = parse_reply(out.as_bytes());
         let last_line = |text: &str| text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
         let (status, exit_code, mut summary) = match ending {
@@ -399,7 +409,9 @@ impl Docker {
                     let summary = reply.summary.clone().unwrap_or(if said.is_empty() { "the container exited 0".into() } else { said });
                     (reply.status.unwrap_or(RunStatus::Succeeded), code32, summary)
                 } else {
-                    let said = last_line(&String::from_utf8_lossy(&transcript));
+                    // Why it failed is usually the last thing it said on stderr (the two streams
+                    // come through separate pipes, so their interleaving proves nothing).
+                    let said = Some(last_line(&output.stderr.text())).filter(|s| !s.is_empty()).unwrap_or_else(|| last_line(&out));
                     let summary = match (reply.summary.clone(), out_of_memory, code) {
                         (Some(summary), false, _) => summary,
                         (_, true, _) => format!(
@@ -413,7 +425,10 @@ impl Docker {
                 }
             }
             Ending::TimedOut => (RunStatus::TimedOut, None, format!("killed after {}s", plan.timeout.as_secs())),
-            Ending::Interrupted(signal) => (RunStatus::Failed, None, format!("interrupted by {signal}: the container was removed")),
+            Ending::Interrupted(signal) if removed.is_ok() => {
+                (RunStatus::Failed, None, format!("interrupted by {signal}: the container was removed"))
+            }
+            Ending::Interrupted(signal) => (RunStatus::Failed, None, format!("interrupted by {signal}")),
             Ending::Broken(why) => (RunStatus::Failed, None, why),
         };
         if let Err(why) = removed {
