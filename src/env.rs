@@ -71,6 +71,11 @@ impl Env {
             (None, Some(file)) => Some(SecretSource::File(PathBuf::from(file))),
             (None, None) => None,
         };
+        // Read once, then gone from the process: no child clutch starts — git and its hooks,
+        // a test command, a browser, an agent — inherits the vault's key. (Called at start-up,
+        // before any thread exists.)
+        std::env::remove_var("CLUTCH_SECRET_KEY");
+        std::env::remove_var("CLUTCH_SECRET_KEY_FILE");
         Ok(Env { home, actor: var("CLUTCH_ACTOR"), now, secret })
     }
 
@@ -136,6 +141,9 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
+/// Variables no agent process ever gets.
+pub const NEVER_PASSED: &[&str] = &["CLUTCH_SECRET_KEY", "CLUTCH_SECRET_KEY_FILE", "CLUTCH_HOME"];
+
 /// The variables an agent process gets from clutch's environment: the basics every program
 /// needs, plus `extra` (a runtime's own credentials). Everything else — CLUTCH_HOME, other
 /// tokens — stays out of the agent's reach.
@@ -145,9 +153,9 @@ pub fn for_agent(extra: &[&str]) -> Vec<(String, std::ffi::OsString)> {
     BASICS
         .iter()
         .chain(extra.iter())
-        // clutch's own variables — the vault's key above all — never reach an agent, whatever
-        // a definition's `pass_env` asks for.
-        .filter(|name| !name.starts_with("CLUTCH_"))
+        // The vault's key and clutch's home never reach an agent, whatever a definition's
+        // `pass_env` asks for.
+        .filter(|name| !NEVER_PASSED.contains(name))
         .filter_map(|name| std::env::var_os(name).map(|value| (name.to_string(), value)))
         .collect()
 }

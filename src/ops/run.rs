@@ -59,12 +59,13 @@ struct Resolved {
     policy: Policy,
 }
 
-fn resolve(ctx: &Ctx, agent: &str, settings: &BTreeMap<String, String>) -> Result<Resolved> {
+fn resolve(ctx: &Ctx, agent: &str, def: &crate::state::RuntimeDef) -> Result<Resolved> {
+    let settings = &def.settings;
     let fix = format!("fix it with: git clutch agent config {agent} --runtime-opt KEY=VALUE");
     let policy = Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")).hint(fix.clone()))?;
     // `auth=chatgpt` (codex): the ChatGPT sign-in `git clutch auth codex` keeps in the vault.
     let mut settings = settings.clone();
-    if settings.get("auth").map(|a| a.trim()) == Some("chatgpt") {
+    if def.runtime == "codex" && settings.get("auth").map(|a| a.trim()) == Some("chatgpt") {
         settings.insert(runtime::codex::AUTH_JSON_SETTING.into(), format!("secret:{}", runtime::codex::AUTH_SECRET));
     }
     let settings = &settings;
@@ -264,7 +265,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     let state = &loaded.state;
     let task = state.find_task(task_id).map_err(|why| Error::user(why).hint("see the tasks with: git clutch task list"))?.clone();
     let (rt, def) = runtime_of(ctx, state, agent, &task.id)?;
-    let resolved = resolve(ctx, agent, &def.settings)?;
+    let resolved = resolve(ctx, agent, &def)?;
     // The budget gate first: a refused run changes nothing but recording the refusal.
     if let Some(spent) = crate::state::spent_budget(state, agent, Some(&task.id)) {
         let reason = format!("the budget of {spent} is spent");
@@ -334,6 +335,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         env: resolved.env,
         secrets: resolved.secrets,
         policy: resolved.policy,
+        clutch: Some(ctx.env.clone()),
     };
     job.prompt = prompt(&job);
     job.budget_usd_micros = budget_left(&state, agent, Some(&task.id));
@@ -430,8 +432,10 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
 /// Returns the run's id.
 fn start_run(ctx: &Ctx, state: &State, rt: &dyn runtime::Runtime, runtime: &str, job: &Job, base: &str) -> Result<String> {
     if let Err(unavailable) = rt.pull(job) {
-        refuse(ctx, state, &job.agent, &job.task.id, &unavailable.0)?;
-        return Err(Error::user(format!("run refused: {}", unavailable.0)));
+        // A runtime may quote a setting, and settings hold resolved secrets.
+        let reason = job.redact(&unavailable.0);
+        refuse(ctx, state, &job.agent, &job.task.id, &reason)?;
+        return Err(Error::user(format!("run refused: {reason}")));
     }
     let started = record(
         ctx,
@@ -483,7 +487,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
     let state = &loaded.state;
     let pr = pr::find_pr(state, pr_id)?.clone();
     let (rt, def) = runtime_of(ctx, state, agent, &pr.task)?;
-    let resolved = resolve(ctx, agent, &def.settings)?;
+    let resolved = resolve(ctx, agent, &def)?;
     if let Some(spent) = crate::state::spent_budget(state, agent, Some(&pr.task)) {
         let reason = format!("the budget of {spent} is spent");
         refuse(ctx, state, agent, &pr.task, &reason)?;
@@ -505,6 +509,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         env: resolved.env,
         secrets: resolved.secrets,
         policy: resolved.policy,
+        clutch: Some(ctx.env.clone()),
     };
     job.prompt = format!(
         "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",

@@ -285,7 +285,10 @@ impl Runtime for Codex {
             }
             Auth::Chatgpt(file) => {
                 let json = job.settings.get(AUTH_JSON_SETTING).cloned().unwrap_or_default();
-                let home = match RunHome::create(&json) {
+                let Some(clutch) = job.clutch.clone() else {
+                    return Outcome::failed("a codex run with auth=chatgpt needs clutch's home for its CODEX_HOME".into());
+                };
+                let home = match RunHome::create(&clutch, &json) {
                     Ok(home) => home,
                     Err(why) => return Outcome::failed(format!("cannot make the run's CODEX_HOME: {why}")),
                 };
@@ -320,7 +323,7 @@ impl Runtime for Codex {
         // CODEX_HOME is removed (when `home` drops, at the end of this function).
         let mut notes = Vec::new();
         if let (Auth::Chatgpt(before), Some(home)) = (&auth, &home) {
-            match write_back(before, home, job.settings.get(AUTH_JSON_SETTING).map(String::as_str).unwrap_or_default()) {
+            match write_back(&job, before, home, job.settings.get(AUTH_JSON_SETTING).map(String::as_str).unwrap_or_default()) {
                 Ok(Some(after)) => job.secrets.extend(after.secrets()),
                 Ok(None) => {}
                 Err(why) => notes.push(why),
@@ -392,8 +395,7 @@ fn outcome_of(job: &Job, finished: &process::Finished, model: &str, timeout: Dur
 pub struct RunHome(PathBuf);
 
 impl RunHome {
-    pub fn create(auth_json: &str) -> Result<RunHome, String> {
-        let env = crate::env::Env::from_process().map_err(|err| err.message)?;
+    pub fn create(env: &crate::env::Env, auth_json: &str) -> Result<RunHome, String> {
         RunHome::create_in(&env.home.join("tmp"), auth_json)
     }
 
@@ -436,7 +438,7 @@ impl Drop for RunHome {
 /// When codex changed the tokens in the run's `auth.json` (a refresh), store them in the
 /// vault, unless the vault's entry is no longer the one the run started with. `Ok(Some)` with
 /// the new tokens when they differ from `before`; `Err` says why they could not be kept.
-fn write_back(before: &AuthFile, home: &RunHome, started_with: &str) -> Result<Option<AuthFile>, String> {
+fn write_back(job: &Job, before: &AuthFile, home: &RunHome, started_with: &str) -> Result<Option<AuthFile>, String> {
     let Ok(text) = std::fs::read_to_string(home.auth_file()) else {
         return Ok(None);
     };
@@ -451,14 +453,13 @@ fn write_back(before: &AuthFile, home: &RunHome, started_with: &str) -> Result<O
         object.entry("clutch_issuer").or_insert_with(|| Value::String(issuer.clone()));
     }
     let value = serde_json::to_string_pretty(&json).unwrap_or_default();
-    let kept = crate::env::Env::from_process().and_then(|env| {
-        crate::vault::Vault::edit(&env, |vault| {
-            if vault.get(AUTH_SECRET).is_some_and(|entry| entry.value == started_with) {
-                vault.set(AUTH_SECRET, value, env.now()).map(|_| ())
-            } else {
-                Ok(())
-            }
-        })
+    let env = job.clutch.clone().ok_or("no clutch environment to reach the vault")?;
+    let kept = crate::vault::Vault::edit(&env, |vault| {
+        if vault.get(AUTH_SECRET).is_some_and(|entry| entry.value == started_with) {
+            vault.set(AUTH_SECRET, value, env.now()).map(|_| ())
+        } else {
+            Ok(())
+        }
     });
     match kept {
         Ok(()) => Ok(Some(after)),

@@ -471,25 +471,12 @@ impl Runtime for Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn job(settings: &[(&str, &str)]) -> Job {
-        let settings: BTreeMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Job {
-            agent: "kim".into(),
-            purpose: RunPurpose::Work,
-            workdir: "/tmp/work".into(),
-            task: super::super::TaskBrief { id: "t-1".into(), title: "T".into(), description: None, project: None },
-            pr: None,
-            reviews: Vec::new(),
-            dependencies: Vec::new(),
-            policy: Policy::from_settings(&settings).expect("a valid policy"),
-            settings,
-            prompt: String::new(),
-            budget_usd_micros: None,
-            env: vec![("TOKEN".into(), "s3cret-value".into())],
-            secrets: Vec::new(),
-        }
+        let mut job = crate::runtime::test_job(RunPurpose::Work, settings);
+        job.workdir = "/tmp/work".into();
+        job.env = vec![("TOKEN".into(), "s3cret-value".into())];
+        job
     }
 
     #[test]

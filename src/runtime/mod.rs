@@ -23,7 +23,7 @@ use serde::Serialize;
 use crate::event::{Cost, RunPurpose, RunStatus, Verdict};
 
 /// Everything a run gets.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct Job {
     pub agent: String,
     pub purpose: RunPurpose,
@@ -52,6 +52,27 @@ pub struct Job {
     /// What the definition allows (sandbox, tools, network): each runtime enforces it or
     /// refuses in `pull`.
     pub policy: policy::Policy,
+    /// The environment of the clutch command that runs the job (its home and the vault's key),
+    /// for runtimes that keep files of their own or tokens in the vault.
+    #[serde(skip)]
+    pub clutch: Option<crate::env::Env>,
+}
+
+/// By hand: settings and `env` hold resolved secret values, so they are shown by name only.
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job")
+            .field("agent", &self.agent)
+            .field("purpose", &self.purpose)
+            .field("workdir", &self.workdir)
+            .field("task", &self.task.id)
+            .field("pr", &self.pr)
+            .field("settings", &self.settings.keys().collect::<Vec<_>>())
+            .field("env", &self.env.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field("secrets", &self.secrets)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A secret handed to a run.
@@ -104,6 +125,7 @@ pub(crate) fn test_job(purpose: RunPurpose, settings: &[(&str, &str)]) -> Job {
         budget_usd_micros: None,
         env: Vec::new(),
         secrets: Vec::new(),
+        clutch: None,
     }
 }
 

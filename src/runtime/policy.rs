@@ -73,8 +73,11 @@ impl Policy {
             None => None,
             Some("none") => Some(Network::None),
             Some("any") => Some(Network::Any),
-            Some(hosts) => {
-                let hosts = list(hosts);
+            Some(text) => {
+                let hosts = list(text);
+                if hosts.iter().any(|h| h == "none" || h == "any") {
+                    return Err(format!("network '{text}' is not valid: give none, any, or host names separated by commas"));
+                }
                 if let Some(bad) = hosts.iter().find(|h| !valid_host(h)) {
                     return Err(format!(
                         "network host '{bad}' is not a host name (network is none, any, or host names separated by commas)"
@@ -159,6 +162,8 @@ mod tests {
     fn refuses_bad_settings_and_unenforceable_parts() {
         assert!(Policy::from_settings(&settings(&[("sandbox", "jail")])).unwrap_err().contains("sandbox 'jail'"));
         assert!(Policy::from_settings(&settings(&[("network", "exa mple.com")])).unwrap_err().contains("exa mple.com"));
+        assert!(Policy::from_settings(&settings(&[("network", "none,")])).unwrap_err().contains("not valid"));
+        assert!(Policy::from_settings(&settings(&[("network", "any,docs.rs")])).unwrap_err().contains("not valid"));
         let p = Policy::from_settings(&settings(&[("sandbox", "read-only"), ("network", "none")])).unwrap();
         assert!(p.only("x", &["sandbox", "network"]).is_ok());
         let refused = p.only("x", &["sandbox"]).unwrap_err();
