@@ -26,6 +26,7 @@ use zeroize::Zeroizing;
 
 use crate::env::Env;
 use crate::runtime::codex;
+use crate::runtime::one_line;
 use crate::vault::Vault;
 use crate::{Error, Result};
 
@@ -450,10 +451,6 @@ pub fn percent_encode(text: &str) -> String {
         }
     }
     out
-}
-
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect()
 }
 
 /// A complete HTTP/1.1 response with a small HTML page; the connection closes after it.
