@@ -327,7 +327,12 @@ impl Vault {
             let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
             file.write_all(&ciphertext)?;
             file.sync_all()?;
-            fs::rename(&tmp, &self.path)
+            fs::rename(&tmp, &self.path)?;
+            // The rename itself must survive a crash too (a refreshed token lives only here).
+            match self.path.parent() {
+                Some(dir) => fs::File::open(dir)?.sync_all(),
+                None => Ok(()),
+            }
         })();
         if let Err(err) = written {
             let _ = fs::remove_file(&tmp);

@@ -80,22 +80,40 @@ pub struct KeyStore {
     dir: PathBuf,
     /// The environment whose vault holds keys, when keys may live in the vault.
     env: Option<Env>,
+    /// The vault as last read, so a command that signs many times decrypts it once (with a
+    /// passphrase that is a scrypt each time). Dropped whenever this store writes the vault.
+    opened: std::sync::Arc<std::sync::Mutex<Option<std::sync::Arc<Vault>>>>,
 }
 
 impl KeyStore {
     /// Key files under `dir` only.
     pub fn new(dir: PathBuf) -> Self {
-        KeyStore { dir, env: None }
+        KeyStore { dir, env: None, opened: Default::default() }
     }
 
     /// Key files under `$CLUTCH_HOME/keys`, and the vault when it is unlocked.
     pub fn for_env(env: &Env) -> Self {
-        KeyStore { dir: env.keys_dir(), env: Some(env.clone()) }
+        KeyStore { dir: env.keys_dir(), env: Some(env.clone()), opened: Default::default() }
     }
 
     /// The vault's name for `agent`'s key.
     pub fn vault_name(agent: &str, key: &PublicKey) -> String {
         format!("{}{agent}-{}", crate::vault::KEY_PREFIX, key.key_id())
+    }
+
+    /// The unlocked vault, read once per store.
+    fn vault(&self, env: &Env) -> Result<std::sync::Arc<Vault>> {
+        let mut opened = self.opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(vault) = opened.as_ref() {
+            return Ok(vault.clone());
+        }
+        let vault = std::sync::Arc::new(Vault::open(env)?);
+        *opened = Some(vault.clone());
+        Ok(vault)
+    }
+
+    fn forget_vault(&self) {
+        *self.opened.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
     fn unlocked(&self) -> Result<Option<&Env>> {
@@ -111,7 +129,7 @@ impl KeyStore {
             return true;
         }
         match self.unlocked() {
-            Ok(Some(env)) => Vault::open(env).is_ok_and(|v| v.get(&KeyStore::vault_name(agent, key)).is_some()),
+            Ok(Some(env)) => self.vault(env).is_ok_and(|v| v.get(&KeyStore::vault_name(agent, key)).is_some()),
             _ => false,
         }
     }
@@ -140,6 +158,7 @@ impl KeyStore {
             plain.push((name, path, text));
         }
         let names: Vec<String> = plain.iter().map(|(name, _, _)| format!("{}{name}", crate::vault::KEY_PREFIX)).collect();
+        self.forget_vault();
         Vault::edit(env, |vault| {
             for (name, _, text) in &plain {
                 vault.set(&format!("{}{name}", crate::vault::KEY_PREFIX), text.clone(), env.now())?;
@@ -186,6 +205,7 @@ impl KeyStore {
         let text = openssh_private(agent, key)?;
         let stored_at = match self.unlocked()? {
             Some(env) => {
+                self.forget_vault();
                 Vault::edit(env, |vault| vault.set(&KeyStore::vault_name(agent, &public), text.to_string(), env.now()))?;
                 Vault::path_in(env)
             }
@@ -229,7 +249,7 @@ impl KeyStore {
             let name = KeyStore::vault_name(agent, key);
             match self.unlocked()? {
                 Some(env) => {
-                    let vault = Vault::open(env)?;
+                    let vault = self.vault(env)?;
                     let entry = vault.get(&name).ok_or_else(|| {
                         Error::user(format!(
                             "no private key for agent '{agent}' on this machine (looked for {} and {name} in the vault)",
