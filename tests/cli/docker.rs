@@ -137,10 +137,23 @@ fn transcript(env: &TestEnv, end: &Entry) -> String {
 
 /// The host's own address on the engine's default bridge: where a container with a network
 /// finds the host.
+///
+/// Engine 20.10 leaves `Gateway` out of the default bridge's IPAM config on the start that
+/// creates the bridge (a fresh data directory, as on a new machine), and fills it in on later
+/// starts. Its default IPAM always gives the bridge the first host address of the subnet, so
+/// that is the gateway when none is named.
 fn bridge_gateway(env: &TestEnv, engine: &Engine) -> std::net::IpAddr {
-    let out = docker(env, engine, &["network", "inspect", "bridge", "--format", "{{range .IPAM.Config}}{{.Gateway}} {{end}}"]).success();
-    let first = out.out().split_whitespace().next().unwrap_or_else(|| panic!("the bridge network has no gateway:\n{out}"));
-    first.parse().unwrap_or_else(|err| panic!("gateway {first:?} is not an address: {err}"))
+    let format = "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{println}}{{end}}";
+    let out = docker(env, engine, &["network", "inspect", "bridge", "--format", format]).success();
+    let line = out.out().lines().find(|l| l.contains('.')).unwrap_or_else(|| panic!("the bridge network has no IPv4 subnet:\n{out}"));
+    let mut fields = line.split_whitespace();
+    let subnet = fields.next().unwrap_or_else(|| panic!("no subnet in {line:?}"));
+    if let Some(gateway) = fields.next() {
+        return gateway.parse().unwrap_or_else(|err| panic!("gateway {gateway:?} is not an address: {err}"));
+    }
+    let network = subnet.split('/').next().unwrap_or(subnet);
+    let network: std::net::Ipv4Addr = network.parse().unwrap_or_else(|err| panic!("subnet {subnet:?} is not IPv4: {err}"));
+    std::net::IpAddr::V4(std::net::Ipv4Addr::from(u32::from(network) + 1))
 }
 
 /// A TCP listener of the test's own, answering each connection by reading one line and
