@@ -37,7 +37,8 @@ step "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 
 log="$(mktemp)"
-cleanup() { local rc=$?; rm -f "$log"; stop_docker || rc=1; exit "$rc"; }  # a container left behind fails the suite
+leaks="$(mktemp)"  # the harness appends a line per test world it scanned for secrets
+cleanup() { local rc=$?; rm -f "$log" "$leaks"; stop_docker || rc=1; exit "$rc"; }  # a container left behind fails the suite
 trap cleanup EXIT
 
 step "a Docker engine of the suite's own (tests/docker/start.sh)"
@@ -45,10 +46,10 @@ step "a Docker engine of the suite's own (tests/docker/start.sh)"
 source tests/docker/start.sh
 
 step "cargo test"
-cargo test --locked 2>&1 | tee "$log"
+CLUTCH_TEST_SCAN_REPORT="$leaks" cargo test --locked 2>&1 | tee "$log"
 
-step "no secret value of the tests in their output"
-python3 tests/scan_secrets.py "$log" | tee -a "$log"
+step "no secret value of the tests in their output, repositories or clutch homes"
+python3 tests/scan_secrets.py "$log" "$leaks" | tee -a "$log"
 
 step "fixtures against schemas/ (python jsonschema)"
 python3 tests/check_fixtures.py | tee -a "$log"

@@ -158,6 +158,12 @@ impl TestEnv {
         env
     }
 
+    /// Where the suite-wide leak scan (see `impl Drop for TestEnv`) would find a test secret
+    /// in this world now.
+    pub fn leaks(&self) -> Vec<String> {
+        leaks_under(&self.root, &self.path)
+    }
+
     /// The pinned time, in seconds since the epoch.
     pub fn now(&self) -> i64 {
         START + 60 * self.minutes.load(Ordering::SeqCst)
@@ -384,6 +390,81 @@ pub fn run_with_stdin(mut cmd: Command, input: &[u8]) -> CommandOutput {
     let output = child.wait_with_output().expect("wait for the command");
     let _ = writer.join();
     CommandOutput::from_output(output)
+}
+
+impl Drop for TestEnv {
+    /// The suite-wide leak scan: when `tests/run.sh` names a report file
+    /// (`CLUTCH_TEST_SCAN_REPORT`), every test's world is searched for [`SECRET_PREFIX`] before
+    /// it is deleted — every object of every repository in it (the log, its transcripts and
+    /// artifacts, task branches, dangling objects) and every file clutch keeps outside the work
+    /// tree (`CLUTCH_HOME`, `.git/`, the runs' `.clutch/`) — and one line is appended to the
+    /// report, which `tests/scan_secrets.py` then checks. A worktree file an agent wrote is not
+    /// scanned: tests put secrets there on purpose to see that they are never committed.
+    fn drop(&mut self) {
+        let Some(report) = scan_report() else { return };
+        let leaks = leaks_under(&self.root, &self.path);
+        let line = if leaks.is_empty() {
+            format!("clean {}\n", self.root.display())
+        } else {
+            format!("leak {}: {}\n", self.root.display(), leaks.join("; "))
+        };
+        if let Ok(mut file) = std::fs::OpenOptions::new().create(true).append(true).open(report) {
+            let _ = file.write_all(line.as_bytes());
+        }
+    }
+}
+
+#[allow(clippy::disallowed_methods, reason = "tests/run.sh names the leak report through the environment")]
+fn scan_report() -> Option<PathBuf> {
+    std::env::var_os("CLUTCH_TEST_SCAN_REPORT").filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// Where under `root` a test secret can be seen: git directories whose objects hold one, and
+/// files outside work trees that contain one. Never panics (it runs in `drop`).
+fn leaks_under(root: &Path, path: &OsStr) -> Vec<String> {
+    let prefix = SECRET_PREFIX.as_bytes();
+    let contains = |bytes: &[u8]| bytes.windows(prefix.len()).any(|w| w == prefix);
+    let mut leaks = Vec::new();
+    let mut stack = vec![(root.to_path_buf(), false)];
+    while let Some((dir, kept_by_clutch)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let is_git_dir = dir.join("objects").is_dir() && dir.join("HEAD").is_file();
+        if is_git_dir {
+            let objects = Command::new("git")
+                .env_clear()
+                .env("PATH", path)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .arg("--git-dir")
+                .arg(&dir)
+                .args(["cat-file", "--batch-all-objects", "--batch"])
+                .stdin(Stdio::null())
+                .stderr(Stdio::null())
+                .output();
+            match objects {
+                Ok(out) if contains(&out.stdout) => leaks.push(format!("an object of {}", dir.display())),
+                Ok(_) => {}
+                Err(err) => leaks.push(format!("cannot read the objects of {}: {err}", dir.display())),
+            }
+        }
+        for entry in entries.flatten() {
+            let (path, name) = (entry.path(), entry.file_name());
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                // A work tree's own files are the agents' (and the tests'); what clutch keeps
+                // is under CLUTCH_HOME, a git directory, or a run's `.clutch/`.
+                let kept = kept_by_clutch || is_git_dir || name == "clutch-home" || name == ".git" || name == ".clutch";
+                if !(is_git_dir && name == "objects") {
+                    stack.push((path, kept));
+                }
+            } else if kind.is_file()
+                && (kept_by_clutch || is_git_dir)
+                && std::fs::read(&path).map(|bytes| contains(&bytes)).unwrap_or(false)
+            {
+                leaks.push(path.display().to_string());
+            }
+        }
+    }
+    leaks
 }
 
 fn run(mut cmd: Command) -> CommandOutput {

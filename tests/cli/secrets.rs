@@ -255,6 +255,29 @@ fn assert_head_signed_by(env: &TestEnv, agent: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 0. The suite's own leak scan can see a leak
+
+#[test]
+fn secrets_the_suite_leak_scan_sees_an_object_or_a_kept_file_but_not_a_worktree_file() {
+    let env = TestEnv::with_org();
+    let value = test_secret("scan-probe");
+    std::fs::write(env.repo.join("notes.txt"), &value).expect("write a worktree file");
+    assert_eq!(env.leaks(), Vec::<String>::new(), "a file in the work tree is the user's, not a leak");
+
+    let blob = env.git_stdin(["hash-object", "-w", "--stdin"], value.as_bytes());
+    let leaks = env.leaks();
+    assert!(leaks.len() == 1 && leaks[0].starts_with("an object of ") && leaks[0].ends_with("/repo/.git"), "blob {blob}: {leaks:?}");
+    env.git_ok(["prune", "--expire=now"]);
+    assert_eq!(env.leaks(), Vec::<String>::new(), "the pruned blob is gone");
+
+    let kept = env.clutch_home.join("left-behind.json");
+    std::fs::write(&kept, format!("{{\"token\": \"{value}\"}}")).expect("write a file in CLUTCH_HOME");
+    assert_eq!(env.leaks(), vec![kept.display().to_string()], "a file clutch keeps is scanned");
+    std::fs::remove_file(&kept).expect("remove it");
+    assert_eq!(env.leaks(), Vec::<String>::new(), "and the world is clean again for the scan at drop");
+}
+
+// ---------------------------------------------------------------------------------------------
 // 1. The vault and the age CLI
 
 #[test]
