@@ -35,7 +35,7 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         }));
     }
     out.line(founded.org.to_string())?;
-    let place = if founded.key_path.file_name().is_some_and(|n| n == crate::vault::FILE) { "key in the vault" } else { "key at" };
+    let place = if founded.key_in_vault { "key in the vault" } else { "key at" };
     eprintln!("founded org {} with {} as CEO; {place} {}", &founded.org.to_string()[..10], founded.founder, founded.key_path.display());
     Ok(())
 }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::event::{AgentRegistered, OrgCreated, Payload, ProjectCreated, Role};
-use crate::sign::{KeyStore, PublicKey};
+use crate::sign::{KeyStore, PublicKey, StoredKey};
 use crate::state::apply::check_id;
 use crate::store::ObjectId;
 use crate::{Error, Result};
@@ -14,7 +14,10 @@ use super::{append, transact, Ctx, Draft, Loaded, Written};
 pub struct Founded {
     pub org: ObjectId,
     pub founder: String,
+    /// The file that holds the founder's private key (a key file, a link to the key given,
+    /// or the vault).
     pub key_path: PathBuf,
+    pub key_in_vault: bool,
 }
 
 /// Write the genesis event, signed by the founder, and make the founder this clone's actor.
@@ -27,16 +30,16 @@ pub fn init(ctx: &Ctx, name: &str, founder: &str, key: Option<&Path>) -> Result<
     if name.trim().is_empty() || name.contains(['\n', '\r']) {
         return Err(Error::user("the org name must be one non-empty line"));
     }
-    let (signing, key_path) = match key {
+    let (signing, key_path, key_in_vault) = match key {
         Some(path) => {
             let key = ctx.keys.link(founder, path)?;
             let linked = ctx.keys.path_for(founder, &PublicKey::of(&key));
-            (key, linked)
+            (key, linked, false)
         }
         None => {
             let key = KeyStore::generate()?;
             let stored = ctx.keys.store(founder, &key)?;
-            (key, stored)
+            (key, stored.location().to_path_buf(), stored.in_vault())
         }
     };
     let public = PublicKey::of(&signing);
@@ -53,7 +56,7 @@ pub fn init(ctx: &Ctx, name: &str, founder: &str, key: Option<&Path>) -> Result<
     for remote in ctx.store.remotes()? {
         super::sync::setup_remote(ctx, &remote)?;
     }
-    Ok(Founded { org, founder: founder.to_string(), key_path })
+    Ok(Founded { org, founder: founder.to_string(), key_path, key_in_vault })
 }
 
 fn git_config(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
@@ -73,7 +76,7 @@ fn git_config(ctx: &Ctx, key: &str, value: &str) -> Result<()> {
 pub struct AgentAdded {
     pub written: Written,
     /// Where the generated private key was stored, when clutch made one.
-    pub key_path: Option<PathBuf>,
+    pub key: Option<StoredKey>,
 }
 
 /// Register an agent. Without a public key, a key pair is made and kept on this machine.
@@ -86,7 +89,7 @@ pub fn agent_add(ctx: &Ctx, actor: &str, id: &str, role: Role, public_key: Optio
             (PublicKey::of(&key), Some(key))
         }
     };
-    let key_path = match &generated {
+    let key = match &generated {
         Some(key) => {
             let loaded = ctx.load()?;
             if loaded.state.agents.contains_key(id) {
@@ -100,11 +103,10 @@ pub fn agent_add(ctx: &Ctx, actor: &str, id: &str, role: Role, public_key: Optio
         Ok(vec![Draft::new(Payload::AgentRegistered(AgentRegistered { id: id.to_string(), role, public_key: public.to_openssh() }))])
     });
     match result {
-        Ok((mut written, _)) => Ok(AgentAdded { written: written.remove(0), key_path }),
+        Ok((mut written, _)) => Ok(AgentAdded { written: written.remove(0), key }),
         Err(err) => {
-            if let Some(path) = &key_path {
-                let _ = std::fs::remove_file(path);
-                let _ = std::fs::remove_file(crate::sign::keys::public_path(path));
+            if let Some(stored) = &key {
+                let _ = ctx.keys.discard(stored); // the refusal is what the user needs to see; an unused key is harmless
             }
             Err(err)
         }

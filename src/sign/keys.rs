@@ -198,26 +198,52 @@ impl KeyStore {
 
     /// Keep `key` as `agent`'s key (OpenSSH format): in the vault when it is unlocked, else as
     /// a key file (mode 0600); its `.pub` beside either way. Returns where the key went.
-    pub fn store(&self, agent: &str, key: &SigningKey) -> Result<PathBuf> {
+    pub fn store(&self, agent: &str, key: &SigningKey) -> Result<StoredKey> {
         self.ensure_dir()?;
         let public = PublicKey::of(key);
         let path = self.path_for(agent, &public);
         let text = openssh_private(agent, key)?;
-        let stored_at = match self.unlocked()? {
+        let place = match self.unlocked()? {
             Some(env) => {
+                let entry = KeyStore::vault_name(agent, &public);
                 self.forget_vault();
-                Vault::edit(env, |vault| vault.set(&KeyStore::vault_name(agent, &public), text.to_string(), env.now()))?;
-                Vault::path_in(env)
+                Vault::edit(env, |vault| vault.set(&entry, text.to_string(), env.now()))?;
+                KeyPlace::Vault { entry, vault: Vault::path_in(env) }
             }
             None => {
                 write_private(&path, text.as_bytes())?;
-                path.clone()
+                KeyPlace::File(path.clone())
             }
         };
-        let pub_path = public_path(&path);
-        fs::write(&pub_path, format!("{} {agent}@clutch.invalid\n", public.to_openssh()))
-            .map_err(|err| Error::internal(format!("cannot write {}: {err}", pub_path.display())))?;
-        Ok(stored_at)
+        let public_file = public_path(&path);
+        let stored = StoredKey { place, public_file };
+        if let Err(err) = fs::write(&stored.public_file, format!("{} {agent}@clutch.invalid\n", public.to_openssh())) {
+            let _ = self.discard(&stored);
+            return Err(Error::internal(format!("cannot write {}: {err}", stored.public_file.display())));
+        }
+        Ok(stored)
+    }
+
+    /// Undo [`Self::store`] for a key that was never registered (its event was refused): the
+    /// key file or the vault entry, and the `.pub` file. Nothing else of the vault is touched.
+    pub fn discard(&self, stored: &StoredKey) -> Result<()> {
+        let _ = fs::remove_file(&stored.public_file);
+        match &stored.place {
+            KeyPlace::File(path) => match fs::remove_file(path) {
+                Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                    Err(Error::internal(format!("cannot remove the unused key {}: {err}", path.display())))
+                }
+                _ => Ok(()),
+            },
+            KeyPlace::Vault { entry, .. } => {
+                let env = self.unlocked()?.ok_or_else(|| Error::internal("the vault was locked while a key was being stored"))?;
+                self.forget_vault();
+                Vault::edit(env, |vault| {
+                    vault.remove(entry);
+                    Ok(())
+                })
+            }
+        }
     }
 
     /// Make `agent`'s entry point at an existing key file, returning that key.
@@ -277,6 +303,36 @@ impl KeyStore {
 }
 
 /// The `.pub` file beside a key file (appended, so dotted agent ids keep their own).
+/// Where [`KeyStore::store`] kept a private key, so a refused registration can undo it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredKey {
+    pub place: KeyPlace,
+    /// The `.pub` file written beside it.
+    pub public_file: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyPlace {
+    /// A key file, mode 0600.
+    File(PathBuf),
+    /// The entry `entry` of the vault file `vault`.
+    Vault { entry: String, vault: PathBuf },
+}
+
+impl StoredKey {
+    /// The file that holds the private key: the key file, or the vault.
+    pub fn location(&self) -> &Path {
+        match &self.place {
+            KeyPlace::File(path) => path,
+            KeyPlace::Vault { vault, .. } => vault,
+        }
+    }
+
+    pub fn in_vault(&self) -> bool {
+        matches!(self.place, KeyPlace::Vault { .. })
+    }
+}
+
 pub fn public_path(path: &Path) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(".pub");
@@ -358,8 +414,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = KeyStore::new(dir.path().join("keys"));
         let key = SigningKey::from_bytes(&[3u8; 32]);
-        let path = store.store("alice", &key).expect("store");
-        let mode = fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        let stored = store.store("alice", &key).expect("store");
+        let path = stored.location();
+        let mode = fs::metadata(path).expect("meta").permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
         let public = PublicKey::of(&key);
         let loaded = store.load("alice", &public).expect("load");

@@ -8,7 +8,7 @@
 pub mod keys;
 pub mod sshsig;
 
-pub use keys::{KeyStore, PublicKey};
+pub use keys::{KeyPlace, KeyStore, PublicKey, StoredKey};
 pub use sshsig::{sign, Signed};
 
 /// One line of git's `gpg.ssh.allowedSignersFile`: who may sign as whom. A fired agent's key

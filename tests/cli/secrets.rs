@@ -752,6 +752,47 @@ fn secrets_agent_keys_made_while_unlocked_live_only_in_the_vault_and_sign() {
 }
 
 #[test]
+fn secrets_a_refused_agent_add_or_hire_takes_back_only_its_own_key_and_keeps_the_vault() {
+    let env = TestEnv::new();
+    let identity = env.unlock_vault();
+    env.clutch(["init", "--name", "acme", "--founder", "alice"]).success();
+    env.clutch(["agent", "add", "bob", "--role", "senior"]).success();
+    env.clutch(["agent", "add", "hank", "--role", "hr"]).success();
+    let value = test_secret("kept");
+    env.set_secret("KEPT", &value);
+    let names = |env: &TestEnv| -> Vec<String> {
+        let doc = age_decrypt(env, &identity);
+        doc["secrets"].as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    };
+    let pubs = |env: &TestEnv| -> usize {
+        std::fs::read_dir(env.clutch_home.join("keys"))
+            .expect("list keys")
+            .filter(|e| e.as_ref().expect("entry").file_name().to_string_lossy().ends_with(".pub"))
+            .count()
+    };
+    let (before, pubs_before, head) = (names(&env), pubs(&env), env.log_head());
+    assert_eq!(before.len(), 4, "three agent keys and KEPT: {before:?}");
+
+    // A Senior may not add agents; HR's proposal needs HR. Both make a key before the event is
+    // refused, and must take back that key and nothing else.
+    let out = env.clutch_as("bob", ["agent", "add", "x", "--role", "junior"]).code(1);
+    assert!(out.error().contains("bob"), "{out}");
+    let out = env.clutch_as("bob", ["hr", "propose-hire", "y", "--role", "junior", "-m", "more hands"]).code(1);
+    assert!(out.error().contains("bob"), "{out}");
+
+    assert!(env.clutch_home.join("vault.age").is_file(), "the vault is still there");
+    assert_eq!(names(&env), before, "the vault holds what it held: no key for x or y, KEPT kept");
+    assert_eq!(pubs(&env), pubs_before, "no .pub file left for x or y");
+    assert_eq!(env.log_head(), head, "nothing was written");
+    assert!(listed(&env).iter().any(|s| s["name"] == "KEPT"), "secret list still shows KEPT");
+
+    // And the same commands, allowed, store the keys.
+    env.clutch(["agent", "add", "x", "--role", "junior"]).success();
+    env.clutch_as("hank", ["hr", "propose-hire", "y", "--role", "junior", "-m", "more hands"]).success();
+    assert_eq!(names(&env).len(), 6, "x's and y's keys are in the vault now");
+}
+
+#[test]
 fn secrets_import_keys_moves_plain_key_files_into_the_vault() {
     let (env, _main) = org();
     let agents = ["alice", "bob", "hank", "jill", "kim"];

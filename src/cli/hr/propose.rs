@@ -28,17 +28,15 @@ pub fn hire(ctx: &Ctx, actor: &str, args: &HireArgs, out: &mut Out) -> Result<()
         Some(key) => (PublicKey::parse_openssh(key)?.to_openssh(), None),
         None => {
             let key = KeyStore::generate()?;
-            let path = ctx.keys.store(&args.id, &key)?;
-            (PublicKey::of(&key).to_openssh(), Some(path))
+            let stored = ctx.keys.store(&args.id, &key)?;
+            (PublicKey::of(&key).to_openssh(), Some(stored))
         }
     };
-    let written = governance::propose_hire(ctx, actor, &args.id, args.role, &public, &args.message);
-    let written = match written {
+    let written = match governance::propose_hire(ctx, actor, &args.id, args.role, &public, &args.message) {
         Ok(written) => written,
         Err(err) => {
-            if let Some(path) = stored {
-                let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(crate::sign::keys::public_path(&path));
+            if let Some(stored) = &stored {
+                let _ = ctx.keys.discard(stored); // the refusal is what the user needs to see; an unused key is harmless
             }
             return Err(err);
         }
