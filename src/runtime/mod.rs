@@ -130,11 +130,27 @@ pub(crate) fn test_job(purpose: RunPurpose, settings: &[(&str, &str)]) -> Job {
 }
 
 /// `text` with each secret's value replaced by `[secret:NAME]`.
+///
+/// A value is also searched for as it appears inside a JSON string (the agent CLIs' stream
+/// transcripts and the job itself are JSON), so a value with a newline, a quote or a backslash
+/// — a PEM key, a service account's JSON — is found there too. Longer forms go first, so a
+/// secret that contains another is replaced whole.
 pub fn redact(text: &str, secrets: &[SecretUse]) -> String {
-    let mut text = text.to_string();
+    let mut forms: Vec<(zeroize::Zeroizing<String>, &str)> = Vec::new();
     for secret in secrets.iter().filter(|s| s.value.len() >= MIN_SECRET_LEN) {
-        if text.contains(secret.value.as_str()) {
-            text = text.replace(secret.value.as_str(), &format!("[secret:{}]", secret.name));
+        let raw = secret.value.as_str();
+        forms.push((raw.to_string().into(), &secret.name));
+        let quoted = zeroize::Zeroizing::new(serde_json::to_string(raw).unwrap_or_default());
+        let escaped = quoted.get(1..quoted.len().saturating_sub(1)).unwrap_or_default();
+        if escaped != raw && !escaped.is_empty() {
+            forms.push((escaped.to_string().into(), &secret.name));
+        }
+    }
+    forms.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    let mut text = text.to_string();
+    for (form, name) in forms {
+        if text.contains(form.as_str()) {
+            text = text.replace(form.as_str(), &format!("[secret:{name}]"));
         }
     }
     text
@@ -250,4 +266,24 @@ pub fn verdict_of(text: &str) -> (Verdict, String) {
 pub fn one_line(text: &str) -> String {
     let line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     line.chars().take(300).collect()
+}
+
+#[cfg(test)]
+mod redact_tests {
+    use super::{redact, SecretUse};
+
+    fn secret(name: &str, value: &str) -> SecretUse {
+        SecretUse { name: name.into(), fingerprint: "00".into(), value: value.to_string().into() }
+    }
+
+    #[test]
+    fn values_are_found_raw_and_as_json_escapes_them_longest_first() {
+        let pem = "-----BEGIN KEY-----\nabc\"def\\ghi\n-----END KEY-----";
+        let secrets = [secret("SHORT", "token-1234"), secret("LONG", "token-1234-and-more"), secret("PEM", pem)];
+        let json = serde_json::json!({ "out": pem, "other": "token-1234-and-more / token-1234" }).to_string();
+        let clean = redact(&json, &secrets);
+        assert_eq!(clean, r#"{"other":"[secret:LONG] / [secret:SHORT]","out":"[secret:PEM]"}"#);
+        assert_eq!(redact(&format!("raw: {pem}"), &secrets), "raw: [secret:PEM]");
+        assert_eq!(redact("tok", &[secret("TINY", "tok")]), "tok", "values under the minimum are not searched for");
+    }
 }
