@@ -351,6 +351,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     };
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
+    job.secrets.append(&mut outcome.learned_secrets);
     redact_outcome(&job, &mut outcome);
     if outcome.status == RunStatus::Succeeded {
         if let Some((name, file)) = leaked_secret(&job.workdir, &job.secrets) {
@@ -518,6 +519,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
     let run_id = start_run(ctx, state, rt.as_ref(), &def.runtime, &job, &pr.head)?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
+    job.secrets.append(&mut outcome.learned_secrets);
     redact_outcome(&job, &mut outcome);
     drop(worktree);
     let mut verdict = None;

@@ -97,6 +97,7 @@ impl Runtime for Claude {
             verdict,
             transcript: transcript.clone(),
             rate_card: None,
+            learned_secrets: Vec::new(),
         };
         if finished.timed_out {
             return outcome(RunStatus::TimedOut, format!("claude killed after {}s", timeout.as_secs()), None);

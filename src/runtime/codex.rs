@@ -322,25 +322,23 @@ impl Runtime for Codex {
         // Whatever happened, the tokens codex holds now go back to the vault before the run's
         // CODEX_HOME is removed (when `home` drops, at the end of this function).
         let mut notes = Vec::new();
+        let mut learned = Vec::new();
         if let (Auth::Chatgpt(before), Some(home)) = (&auth, &home) {
             match write_back(&job, before, home, job.settings.get(AUTH_JSON_SETTING).map(String::as_str).unwrap_or_default()) {
-                Ok(Some(after)) => job.secrets.extend(after.secrets()),
+                Ok(Some(after)) => learned = after.secrets(),
                 Ok(None) => {}
                 Err(why) => notes.push(why),
             }
         }
+        job.secrets.extend(learned.iter().cloned());
         let mut finished = match finished {
             Ok(finished) => finished,
             Err(err) => return Outcome::failed(format!("cannot start codex: {err}")),
         };
         finished.redact(&job.secrets);
         let mut outcome = outcome_of(&job, &finished, &model, timeout);
-        if let Auth::Chatgpt(_) = &auth {
-            if let Some(leak) = scrub_worktree(&job.workdir, &job.secrets) {
-                outcome.status = RunStatus::Failed;
-                outcome.summary = format!("the agent wrote a codex token ({AUTH_SECRET}) into {}: nothing was committed", leak.display());
-            }
-        }
+        // The worktree and the notes are checked for them by ops::run, with the job's secrets.
+        outcome.learned_secrets = learned;
         for note in notes {
             outcome.summary = one_line(&format!("{} ({note})", outcome.summary));
         }
@@ -374,6 +372,7 @@ fn outcome_of(job: &Job, finished: &process::Finished, model: &str, timeout: Dur
         verdict,
         transcript: finished.transcript(),
         rate_card: Some(RATE_CARD.to_string()),
+        learned_secrets: Vec::new(),
     };
     if finished.timed_out {
         return outcome(RunStatus::TimedOut, format!("codex killed after {}s", timeout.as_secs()), None);
@@ -465,39 +464,6 @@ fn write_back(job: &Job, before: &AuthFile, home: &RunHome, started_with: &str) 
         Ok(()) => Ok(Some(after)),
         Err(err) => Err(format!("codex refreshed its tokens, and they could not be written to the vault: {}", err.message)),
     }
-}
-
-/// After a run with tokens: note files are scrubbed of token values in place; the first other
-/// file in the worktree that holds one is returned (nothing may be committed then).
-fn scrub_worktree(workdir: &Path, secrets: &[SecretUse]) -> Option<PathBuf> {
-    let mut stack = vec![workdir.to_path_buf()];
-    let mut leak = None;
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if entry.file_name() == ".git" {
-                continue;
-            }
-            let Ok(kind) = entry.file_type() else { continue };
-            if kind.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(&path) else { continue };
-            let holds = |s: &SecretUse| !s.value.is_empty() && bytes.windows(s.value.len()).any(|w| w == s.value.as_bytes());
-            if !secrets.iter().any(holds) {
-                continue;
-            }
-            if path.starts_with(workdir.join(super::MEMORY_DIR)) {
-                let clean = super::redact(&String::from_utf8_lossy(&bytes), secrets);
-                let _ = std::fs::write(&path, clean);
-            } else if leak.is_none() {
-                leak = Some(path.strip_prefix(workdir).unwrap_or(&path).to_path_buf());
-            }
-        }
-    }
-    leak
 }
 
 /// Tokens from a `turn.completed` usage, priced by the rate card (or the settings).
@@ -601,21 +567,6 @@ mod tests {
         std::fs::write(path.join("left-by-codex"), "x").expect("write");
         drop(home);
         assert!(!path.exists(), "removed with what codex left in it");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn tokens_in_notes_are_scrubbed_and_elsewhere_reported() {
-        let dir = std::env::temp_dir().join(format!("clutch-codex-scrub-{}", std::process::id()));
-        let notes = dir.join(crate::runtime::MEMORY_DIR);
-        std::fs::create_dir_all(&notes).expect("mkdir");
-        std::fs::write(notes.join("MEMORY.md"), "token access-token-value here").expect("write");
-        std::fs::write(dir.join("clean.txt"), "nothing").expect("write");
-        let secrets = file().secrets();
-        assert_eq!(scrub_worktree(&dir, &secrets), None);
-        assert_eq!(std::fs::read_to_string(notes.join("MEMORY.md")).expect("read"), "token [secret:codex.auth] here");
-        std::fs::write(dir.join("leak.txt"), "refresh-token-value").expect("write");
-        assert_eq!(scrub_worktree(&dir, &secrets), Some(PathBuf::from("leak.txt")));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

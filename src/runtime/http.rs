@@ -366,6 +366,7 @@ impl Session<'_> {
                 verdict: Some(verdict),
                 transcript: Vec::new(),
                 rate_card: None,
+                learned_secrets: Vec::new(),
             };
         }
         // Files: the parts of every artifact (and of a direct message) that carry a filename.
@@ -385,7 +386,7 @@ impl Session<'_> {
             (true, 0) => "the agent completed the task and sent no files".to_string(),
             (true, n) => format!("the agent completed the task and sent {n} file(s)"),
         };
-        Outcome { status: RunStatus::Succeeded, exit_code: None, summary, cost, verdict: None, transcript: Vec::new(), rate_card: None }
+        Outcome { status: RunStatus::Succeeded, exit_code: None, summary, cost, verdict: None, transcript: Vec::new(), rate_card: None, learned_secrets: Vec::new() }
     }
 
     /// Out of time: ask the agent to cancel its task, and say so.

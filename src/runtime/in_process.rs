@@ -108,6 +108,7 @@ impl Runtime for InProcess {
             verdict,
             transcript: transcript.into_bytes(),
             rate_card: None,
+            learned_secrets: Vec::new(),
         }
     }
 }

@@ -180,6 +180,9 @@ pub struct Outcome {
     pub transcript: Vec<u8>,
     /// The rate card that priced the tokens, when clutch priced them.
     pub rate_card: Option<String>,
+    /// Secret values the runtime came to hold during the run (codex's refreshed tokens):
+    /// `ops::run` redacts them and keeps them out of commits like the job's own.
+    pub learned_secrets: Vec<SecretUse>,
 }
 
 impl Outcome {
@@ -193,6 +196,7 @@ impl Outcome {
             verdict: None,
             transcript: Vec::new(),
             rate_card: None,
+            learned_secrets: Vec::new(),
         }
     }
 }

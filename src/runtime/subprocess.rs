@@ -191,6 +191,6 @@ impl Runtime for Subprocess {
         };
         let cost = reply.cost(started_elapsed);
         let verdict = reply.verdict.map(|v| (v, reply.message.clone().unwrap_or_default()));
-        Outcome { status: run_status, exit_code, summary, cost, verdict, transcript, rate_card: None }
+        Outcome { status: run_status, exit_code, summary, cost, verdict, transcript, rate_card: None, learned_secrets: Vec::new() }
     }
 }
