@@ -244,7 +244,17 @@ impl Vault {
             Ok(bytes) => {
                 let plain = key.decrypt(&path, &bytes)?;
                 let doc: Doc = serde_json::from_slice(&plain).map_err(|err| {
-                    Error::user(format!("{} opened, but its contents are not a clutch vault: {err}", path.display()))
+                    // serde's message can quote a value of the file: say where, never what.
+                    let what = match err.classify() {
+                        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "not JSON",
+                        _ => "not the vault's JSON layout",
+                    };
+                    Error::user(format!(
+                        "{} opened, but its contents are not a clutch vault ({what} at line {}, column {})",
+                        path.display(),
+                        err.line(),
+                        err.column()
+                    ))
                         .hint("restore it from a backup")
                 })?;
                 if doc.format != FORMAT {

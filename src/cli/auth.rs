@@ -32,7 +32,8 @@ pub struct Codex {
     #[arg(long)]
     pub no_browser: bool,
     /// Give up when no sign-in arrives within this many seconds.
-    #[arg(long, value_name = "SECONDS", default_value_t = auth::DEFAULT_TIMEOUT.as_secs())]
+    #[arg(long, value_name = "SECONDS", default_value_t = auth::DEFAULT_TIMEOUT.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub timeout_s: u64,
     /// Print what was stored as JSON.
     #[arg(long)]
@@ -46,7 +47,7 @@ pub fn run(env: &Env, cmd: &Command, out: &mut Out) -> Result<()> {
 }
 
 fn codex(env: &Env, args: &Codex, out: &mut Out) -> Result<()> {
-    let options = auth::Options { issuer: args.issuer.clone(), port: args.port, timeout: Duration::from_secs(args.timeout_s.max(1)) };
+    let options = auth::Options { issuer: args.issuer.clone(), port: args.port, timeout: Duration::from_secs(args.timeout_s) };
     let pending = auth::start(env, &options)?;
     let port = pending.port;
     eprintln!("Sign in with ChatGPT by opening this URL in a browser:\n\n  {}\n", pending.url);

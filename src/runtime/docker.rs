@@ -170,6 +170,8 @@ impl Plan {
                 network_mode: Some(self.network.into()),
                 nano_cpus: self.nano_cpus,
                 memory: self.memory_bytes,
+                // Equal to the memory: no swap on top of the limit.
+                memory_swap: self.memory_bytes,
                 pids_limit: Some(self.pids_limit),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),

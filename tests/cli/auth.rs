@@ -743,3 +743,12 @@ fn codex_policy_compiles_into_its_sandbox_flags_and_what_it_cannot_enforce_is_re
         assert_eq!(w.server.logged().len(), before, "{settings:?}: the model heard nothing");
     }
 }
+
+#[test]
+fn auth_codex_timeout_out_of_range_is_a_usage_error() {
+    let env = TestEnv::new();
+    for value in ["0", "86401", "99999999999999999999"] {
+        let out = env.clutch(["auth", "codex", "--no-browser", "--timeout-s", value]).code(2);
+        assert!(out.stderr.contains("--timeout-s") && out.stderr.contains("1..=86400"), "{out}");
+    }
+}
