@@ -255,7 +255,7 @@ impl Vault {
                         err.line(),
                         err.column()
                     ))
-                        .hint("restore it from a backup")
+                    .hint("restore it from a backup")
                 })?;
                 if doc.format != FORMAT {
                     return Err(Error::user(format!("{} is a '{}' vault; this clutch reads {FORMAT}", path.display(), doc.format))

@@ -53,7 +53,11 @@ impl Runtime for Claude {
         command
             .current_dir(&job.workdir)
             .args(["-p", &prompt(job), "--output-format", "stream-json", "--verbose"])
-            .args(["--allowedTools", &allowed.join(",")]);
+            .args(["--allowedTools", &allowed.join(",")])
+            // The checkout is the agents' own: settings, hooks and MCP servers an agent left in
+            // `.claude/` or `.mcp.json` must not configure (or widen) a later run. Only the
+            // user's settings load, and a tool outside the rules above is denied, not asked for.
+            .args(["--setting-sources", "user", "--strict-mcp-config", "--permission-mode", "dontAsk"]);
         if !denied.is_empty() {
             command.args(["--disallowedTools", &denied.join(",")]);
         }

@@ -437,7 +437,16 @@ impl Docker {
             summary = format!("{summary}; {why}");
         }
         let verdict = reply.verdict.map(|v| (v, reply.message.clone().unwrap_or_default()));
-        Outcome { status, exit_code, summary: job.redact(&summary), cost: reply.cost(elapsed), verdict, transcript, rate_card: None, learned_secrets: Vec::new() }
+        Outcome {
+            status,
+            exit_code,
+            summary: job.redact(&summary),
+            cost: reply.cost(elapsed),
+            verdict,
+            transcript,
+            rate_card: None,
+            learned_secrets: Vec::new(),
+        }
     }
 }
 

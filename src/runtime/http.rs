@@ -386,7 +386,16 @@ impl Session<'_> {
             (true, 0) => "the agent completed the task and sent no files".to_string(),
             (true, n) => format!("the agent completed the task and sent {n} file(s)"),
         };
-        Outcome { status: RunStatus::Succeeded, exit_code: None, summary, cost, verdict: None, transcript: Vec::new(), rate_card: None, learned_secrets: Vec::new() }
+        Outcome {
+            status: RunStatus::Succeeded,
+            exit_code: None,
+            summary,
+            cost,
+            verdict: None,
+            transcript: Vec::new(),
+            rate_card: None,
+            learned_secrets: Vec::new(),
+        }
     }
 
     /// Out of time: ask the agent to cancel its task, and say so.
