@@ -59,6 +59,10 @@ impl Error {
         self.hint = Some(hint.into());
         self
     }
+    /// A run stopped by a signal: the command exits as a process ended by it would.
+    pub fn interrupted(signal: crate::interrupt::Interrupt, message: impl Into<String>) -> Self {
+        Error { kind: Kind::Exit(signal.exit_code()), message: message.into(), hint: None }
+    }
     /// Prefix the message with what was being done, keeping kind and hint.
     pub fn context(mut self, what: impl fmt::Display) -> Self {
         self.message = format!("{what}: {}", self.message);

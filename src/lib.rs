@@ -24,12 +24,14 @@
 //! - [`runtime`] runs agents: the `Runtime` trait and one module per runtime (in-process,
 //!   subprocess, claude, codex). `ops::run` wraps every runtime in the same pull and push.
 //! - [`cli`] parses arguments, prints, and maps errors to exit codes.
-//! - [`env`] is the one door for environment variables and the clock.
+//! - [`env`] is the one door for environment variables and the clock; [`interrupt`] the one
+//!   for signals, which interrupt a run instead of abandoning its agent.
 
 pub mod cli;
 pub mod env;
 pub mod error;
 pub mod event;
+pub mod interrupt;
 pub mod ops;
 pub mod runtime;
 pub mod sign;

@@ -46,7 +46,11 @@ pub fn run(ctx: &Ctx, actor: Option<&str>, args: &Args, out: &mut Out) -> Result
         eprintln!("{} {status}: {}{}", report.agent, report.summary, report.pr.as_ref().map(|p| format!(" ({p})")).unwrap_or_default());
     }
     if report.status != crate::event::RunStatus::Succeeded {
-        return Err(Error::user(format!("run {} did not succeed: {}", report.run, report.summary)));
+        let message = format!("run {} did not succeed: {}", report.run, report.summary);
+        return Err(match crate::interrupt::interrupted() {
+            Some(signal) => Error::interrupted(signal, message),
+            None => Error::user(message),
+        });
     }
     Ok(())
 }

@@ -207,6 +207,17 @@ fn redact_outcome(job: &Job, outcome: &mut Outcome) {
     }
 }
 
+/// A run a signal stopped failed, whatever its runtime made of the killed agent; nothing of
+/// it is committed.
+fn mark_interrupted(outcome: &mut Outcome) {
+    if let Some(signal) = crate::interrupt::interrupted() {
+        outcome.status = RunStatus::Failed;
+        if !outcome.summary.starts_with("interrupted") {
+            outcome.summary = format!("interrupted by {}", signal.name);
+        }
+    }
+}
+
 fn record(ctx: &Ctx, agent: &str, drafts: Vec<Draft>) -> Result<Vec<super::Written>> {
     Ok(transact(ctx, agent, |_| Ok(drafts.clone()))?.0)
 }
@@ -339,6 +350,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     };
     job.prompt = prompt(&job);
     job.budget_usd_micros = budget_left(&state, agent, Some(&task.id));
+    let _interruptible = crate::interrupt::Guard::new();
     let run_id = match start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string()) {
         Ok(id) => id,
         Err(err) => {
@@ -353,6 +365,7 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     rt.push(&job, &mut outcome);
     job.secrets.append(&mut outcome.learned_secrets);
     redact_outcome(&job, &mut outcome);
+    mark_interrupted(&mut outcome);
     if outcome.status == RunStatus::Succeeded {
         if let Some((name, file)) = leaked_secret(&job.workdir, &job.secrets) {
             outcome.status = RunStatus::Failed;
@@ -516,11 +529,13 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",
         pr.id, pr.head_branch, pr.task, pr.title
     );
+    let _interruptible = crate::interrupt::Guard::new();
     let run_id = start_run(ctx, state, rt.as_ref(), &def.runtime, &job, &pr.head)?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);
     job.secrets.append(&mut outcome.learned_secrets);
     redact_outcome(&job, &mut outcome);
+    mark_interrupted(&mut outcome);
     drop(worktree);
     let mut verdict = None;
     if let (RunStatus::Succeeded, Some((v, body))) = (outcome.status, &outcome.verdict) {

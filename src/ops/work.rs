@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::event::{Role, TaskStatus, Verdict};
 use crate::state::{evaluate_gate, AgentStatus, PrStatus, State};
-use crate::Result;
+use crate::{Error, Result};
 
 use super::run::{self, RunReport};
 use super::{pr, Ctx};
@@ -140,6 +140,13 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
                     }
                 }
             }
+        }
+        // A signal stopped the runs of this round: start no more.
+        if let Some(signal) = crate::interrupt::interrupted() {
+            return Err(Error::interrupted(
+                signal,
+                format!("interrupted by {} after {} runs: the runs under way were stopped and recorded", signal.name, report.runs.len()),
+            ));
         }
     }
     Ok(report)

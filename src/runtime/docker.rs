@@ -261,24 +261,13 @@ enum Ending {
     Broken(String),
 }
 
-/// SIGINT and SIGTERM, listened for from before the container exists until it is removed.
-struct Signals(Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>);
-
-impl Signals {
-    fn listen() -> Signals {
-        use tokio::signal::unix::{signal, SignalKind};
-        Signals(signal(SignalKind::interrupt()).ok().zip(signal(SignalKind::terminate()).ok()))
-    }
-
-    /// The name of the next signal to come.
-    async fn next(&mut self) -> &'static str {
-        match &mut self.0 {
-            Some((int, term)) => match select(pin!(int.recv()), pin!(term.recv())).await {
-                Either::Left(_) => "SIGINT",
-                Either::Right(_) => "SIGTERM",
-            },
-            None => std::future::pending().await,
+/// The signal that interrupts the run (see [`crate::interrupt`]), once it comes.
+async fn interrupt() -> &'static str {
+    loop {
+        if let Some(signal) = crate::interrupt::interrupted() {
+            return signal.name;
         }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -333,9 +322,9 @@ async fn drive(docker: &bollard::Docker, id: &str, input: Vec<u8>, output: &mut 
 }
 
 /// Run `work` until it ends, the time is up, or a signal comes.
-async fn bounded(work: impl Future<Output = Ending>, timeout: Duration, signals: &mut Signals) -> Ending {
+async fn bounded(work: impl Future<Output = Ending>, timeout: Duration) -> Ending {
     let stop = async {
-        match select(pin!(tokio::time::sleep(timeout)), pin!(signals.next())).await {
+        match select(pin!(tokio::time::sleep(timeout)), pin!(interrupt())).await {
             Either::Left(_) => Ending::TimedOut,
             Either::Right((signal, _)) => Ending::Interrupted(signal),
         }
@@ -373,12 +362,11 @@ impl Docker {
             Ok(docker) => docker,
             Err(unavailable) => return Outcome::failed(unavailable.0),
         };
-        // A signal from here on removes the container: listen before it exists.
+        // A signal from here on removes the container, also one that comes while it is made.
         let mut output = Output { stdout: Tail::new(&job.secrets), stderr: Tail::new(&job.secrets), all: Tail::new(&job.secrets) };
-        let mut signals = Signals::listen();
         let created = {
             let create = docker.create_container(Some(CreateContainerOptionsBuilder::new().build()), plan.container(job));
-            match select(pin!(create), pin!(signals.next())).await {
+            match select(pin!(create), pin!(interrupt())).await {
                 Either::Left((created, _)) => created,
                 Either::Right((signal, create)) => {
                     // Let the creation finish so that the container it made can be removed.
@@ -396,7 +384,7 @@ impl Docker {
             }
             Err(err) => return Outcome::failed(format!("cannot create a container from image '{}': {err}", plan.image)),
         };
-        let ending = bounded(drive(&docker, &id, job.wire_json(), &mut output), plan.timeout, &mut signals).await;
+        let ending = bounded(drive(&docker, &id, job.wire_json(), &mut output), plan.timeout).await;
         let removed = remove(&docker, &id, !matches!(ending, Ending::Exited { .. })).await;
         let elapsed = started.elapsed();
         let out = output.stdout.text();

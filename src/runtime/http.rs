@@ -298,7 +298,14 @@ impl Session<'_> {
             if left.is_zero() {
                 return self.timed_out(Some(&id));
             }
-            std::thread::sleep(wait.min(left));
+            let until = crate::env::monotonic() + wait.min(left);
+            while crate::env::monotonic() < until && crate::interrupt::interrupted().is_none() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if let Some(signal) = crate::interrupt::interrupted() {
+                let cancelled = self.cancel(&id);
+                return Outcome::failed(format!("interrupted by {} while the agent's task {id} ran: clutch {cancelled}", signal.name));
+            }
             wait = (wait * 3 / 2).min(Duration::from_secs(5));
             match self.call(protocol.method("get"), json!({"id": id, "historyLength": 0}), self.remaining()) {
                 Ok(result) => {
@@ -404,14 +411,19 @@ impl Session<'_> {
         let Some(id) = task else {
             return Outcome { status: RunStatus::TimedOut, ..Outcome::failed(format!("the agent did not answer within {seconds}s")) };
         };
-        let cancelled = match self.call(self.settings.protocol.method("cancel"), json!({"id": id}), SHORT) {
-            Ok(_) => "cancelled it".to_string(),
-            Err(Failure::Said(why)) => format!("could not cancel it ({why})"),
-            Err(Failure::TimedOut) => "could not cancel it (no answer)".to_string(),
-        };
+        let cancelled = self.cancel(id);
         Outcome {
             status: RunStatus::TimedOut,
             ..Outcome::failed(format!("the agent's task {id} did not finish within {seconds}s: {cancelled}"))
+        }
+    }
+
+    /// Ask the agent to cancel its task; says how that went.
+    fn cancel(&mut self, id: &str) -> String {
+        match self.call(self.settings.protocol.method("cancel"), json!({"id": id}), SHORT) {
+            Ok(_) => "cancelled it".to_string(),
+            Err(Failure::Said(why)) => format!("could not cancel it ({why})"),
+            Err(Failure::TimedOut) => "could not cancel it (no answer)".to_string(),
         }
     }
 

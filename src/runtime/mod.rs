@@ -146,7 +146,7 @@ pub fn redact(text: &str, secrets: &[SecretUse]) -> String {
             forms.push((escaped.to_string().into(), &secret.name));
         }
     }
-    forms.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    forms.sort_by_key(|(form, _)| std::cmp::Reverse(form.len()));
     let mut text = text.to_string();
     for (form, name) in forms {
         if text.contains(form.as_str()) {

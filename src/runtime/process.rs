@@ -130,6 +130,11 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
                 let _ = child.kill();
                 break child.wait().ok();
             }
+            Ok(None) if crate::interrupt::interrupted().is_some() => {
+                kill_group(child.id());
+                let _ = child.kill();
+                break child.wait().ok();
+            }
             Ok(None) => std::thread::sleep(Duration::from_millis(20)),
             Err(_) => break None,
         }

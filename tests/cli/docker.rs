@@ -458,7 +458,8 @@ fn docker_interrupted_run_removes_its_container_and_is_recorded() {
     let engine = engine();
     let env = org();
     docker_agent(&env, &engine, "kim", "echo started; sleep 300", &[]);
-    for (signal, name) in [(rustix::process::Signal::INT, "SIGINT"), (rustix::process::Signal::TERM, "SIGTERM")] {
+    use rustix::process::Signal;
+    for (signal, name, code) in [(Signal::INT, "SIGINT", 130), (Signal::TERM, "SIGTERM", 143), (Signal::HUP, "SIGHUP", 129)] {
         let task = assigned_task(&env, &format!("Be interrupted by {name}"), "kim");
         let mut cmd = clutch_cmd(&env, &engine, &["run", &task]);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -471,7 +472,7 @@ fn docker_interrupted_run_removes_its_container_and_is_recorded() {
         let mut stderr = String::new();
         child.0.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read stderr");
         let out = CommandOutput { stdout: String::new(), stderr, status: process.code().unwrap_or(-1) };
-        let out = out.code(1);
+        let out = out.code(code);
         assert!(error_line(&out).contains(&format!("interrupted by {name}")), "{name}: the error says so:\n{out}");
         assert_no_container_left(&env, &engine, &task);
         let run = failed_run_id(&out);

@@ -735,6 +735,98 @@ fn runtime_subprocess_timeout_kills_the_whole_process_group_and_leaves_no_worktr
     assert_nothing_half_written(&env, "kim", &task, &main, &run);
 }
 
+/// Start `git clutch ARGS…` in the background, wait (bounded) until its agent script has
+/// written two pids to `pids`, send `signal` to git-clutch alone, and return what it said and
+/// the agent's pids (killed at the end of the test if still there).
+fn interrupt_run(env: &TestEnv, args: &[&str], pids: &Path, signal: rustix::process::Signal) -> (CommandOutput, Vec<u32>) {
+    use std::io::Read as _;
+    let _ = std::fs::remove_file(pids);
+    let mut cmd = env.command(CLUTCH);
+    cmd.env("CLUTCH_NOW", rfc3339(env.tick())).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("start git-clutch");
+    let read = |mut pipe: Box<dyn std::io::Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().expect("piped stdout")));
+    let stderr = read(Box::new(child.stderr.take().expect("piped stderr")));
+    let recorded =
+        || -> Vec<u32> { std::fs::read_to_string(pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while recorded().len() < 2 && std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, signal).expect("signal git-clutch");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code().unwrap_or(-1),
+            _ if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break -1;
+            }
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    let out = CommandOutput { stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default(), status };
+    (out, recorded())
+}
+
+#[test]
+fn runtime_a_signal_stops_the_agent_records_the_run_and_exits_as_the_signal_would() {
+    use rustix::process::Signal;
+    let (env, main) = org();
+    let pids = env.root.join("pids");
+    let command = script(
+        &env,
+        "agent",
+        &format!("echo $$ >> '{pids}'\nsleep 300 >/dev/null 2>&1 &\necho $! >> '{pids}'\nwait\n", pids = pids.display()),
+    );
+    subprocess_agent(&env, "kim", &command, &["timeout_s=600"]);
+    for (signal, name, code) in [(Signal::INT, "SIGINT", 130), (Signal::TERM, "SIGTERM", 143), (Signal::HUP, "SIGHUP", 129)] {
+        let task = assigned_task(&env, &format!("Be stopped by {name}"), "kim");
+        let (out, recorded) = interrupt_run(&env, &["run", &task], &pids, signal);
+        let _reaper = Reaper { env: &env, pids: recorded.clone() };
+        assert_eq!(recorded.len(), 2, "{name}: the agent's shell and its child ran: {recorded:?}\n{out}");
+        let out = out.code(code);
+        assert!(error_line(&out).contains(&format!("interrupted by {name}")), "{name}: the error says so:\n{out}");
+        let run = failed_run_id(&out);
+        let log = log(&env);
+        let end = finished(&log, &run);
+        assert_eq!((&end.payload()["status"], &end.payload()["summary"]), (&"failed".into(), &format!("interrupted by {name}").into()));
+        for pid in &recorded {
+            assert!(!running(&env, *pid), "{name}: process {pid} of the interrupted agent is gone");
+        }
+        assert_nothing_half_written(&env, "kim", &task, &main, &run);
+    }
+
+    // `work` stops at the first signal: the run under way is recorded, no other starts (the
+    // three tasks above and these two are all kim's to work on).
+    assigned_task(&env, "First of two", "kim");
+    assigned_task(&env, "Second of two", "kim");
+    let before = log(&env).len();
+    let (out, recorded) = interrupt_run(&env, &["work"], &pids, Signal::INT);
+    let _reaper = Reaper { env: &env, pids: recorded.clone() };
+    let out = out.code(130);
+    assert!(out.stderr.contains("interrupted by SIGINT after"), "{out}");
+    let log = log(&env);
+    let new = &log[before..];
+    let started: Vec<&Entry> = new.iter().filter(|e| e.kind() == "RUN_STARTED").collect();
+    assert_eq!(started.len(), 1, "one run started, then work stopped: {started:?}");
+    let ended: Vec<&Entry> = new.iter().filter(|e| e.kind() == "RUN_FINISHED").collect();
+    assert_eq!(ended.len(), 1, "and it was recorded as finished: {ended:?}");
+    assert_eq!(ended[0].payload()["summary"], "interrupted by SIGINT", "{}", ended[0].event);
+    for pid in &recorded {
+        assert!(!running(&env, *pid), "process {pid} of the interrupted agent is gone");
+    }
+    assert_no_worktree_left(&env);
+}
+
 #[test]
 fn runtime_budget_spent_refuses_the_next_run_before_it_starts() {
     let (env, _main) = org();
