@@ -22,7 +22,7 @@ use base64ct::Encoding as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use super::{model_prompt, one_line, verdict_of, Job, Outcome, Runtime, Unavailable};
+use super::{model_prompt, one_line, verdict_of, Job, Outcome, Runtime, Tail, Unavailable};
 use crate::event::{Cost, CostSource, RunPurpose, RunStatus};
 
 #[derive(Debug)]
@@ -39,6 +39,11 @@ const SHORT: Duration = Duration::from_secs(30);
 
 /// Responses larger than this are refused (artifacts come inline, base64).
 const MAX_BODY: u64 = 64 * 1024 * 1024;
+/// How much of the exchanges the transcript keeps in memory (the log keeps its last 16 KiB):
+/// a remote agent polled for minutes must not grow it without bound.
+const TRANSCRIPT_BYTES: usize = 256 * 1024;
+/// Inline text parts longer than this are cut in the transcript.
+const TEXT_CHARS: usize = 4096;
 
 /// The A2A protocol versions clutch speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -207,12 +212,13 @@ impl Runtime for Http {
             Ok(settings) => settings,
             Err(why) => return Outcome::failed(why.0),
         };
-        let mut session = Session { job, settings, transcript: Vec::new(), next_id: 1, deadline: started };
+        let transcript = Tail::new(&job.secrets, TRANSCRIPT_BYTES);
+        let mut session = Session { job, settings, transcript, next_id: 1, deadline: started };
         session.deadline = started + session.settings.timeout;
         let mut outcome = session.run();
         outcome.cost.wall_ms = started.elapsed().as_millis() as u64;
         outcome.summary = job.redact(&outcome.summary);
-        outcome.transcript = job.redact(&String::from_utf8_lossy(&session.transcript)).into_bytes();
+        outcome.transcript = session.transcript.text().into_bytes();
         outcome
     }
 }
@@ -258,7 +264,7 @@ impl Settings {
 struct Session<'a> {
     job: &'a Job,
     settings: Settings,
-    transcript: Vec<u8>,
+    transcript: Tail<'a>,
     next_id: u64,
     deadline: Instant,
 }
@@ -532,9 +538,10 @@ impl Session<'_> {
 
     /// One exchange, as a JSON line of the transcript (inline file contents elided).
     fn log(&mut self, request: &Value, response: &Value) {
-        let line = json!({"request": elide(request), "response": elide(response)});
-        self.transcript.extend_from_slice(line.to_string().as_bytes());
-        self.transcript.push(b'\n');
+        let secrets = &self.job.secrets;
+        let line = json!({"request": elide(request, secrets), "response": elide(response, secrets)});
+        self.transcript.push(line.to_string().as_bytes());
+        self.transcript.push(b"\n");
     }
 }
 
@@ -708,17 +715,23 @@ fn decode_base64(text: &str) -> Option<Vec<u8>> {
 
 /// `value` with long inline contents (`raw`, `bytes`) replaced by their length: the transcript
 /// keeps the exchange, not the files (those are in the commit).
-fn elide(value: &Value) -> Value {
+fn elide(value: &Value, secrets: &[super::SecretUse]) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| match (k.as_str(), v) {
                     ("raw" | "bytes", Value::String(s)) if s.len() > 256 => (k.clone(), json!(format!("<{} base64 characters>", s.len()))),
-                    _ => (k.clone(), elide(v)),
+                    // Redacted before the cut, so the cut cannot leave part of a secret.
+                    ("text", Value::String(s)) if s.len() > TEXT_CHARS => {
+                        let clean = super::redact(s, secrets);
+                        let kept: String = clean.chars().take(TEXT_CHARS).collect();
+                        (k.clone(), json!(format!("{kept}… <{} characters in all>", s.chars().count())))
+                    }
+                    _ => (k.clone(), elide(v, secrets)),
                 })
                 .collect(),
         ),
-        Value::Array(items) => Value::Array(items.iter().map(elide).collect()),
+        Value::Array(items) => Value::Array(items.iter().map(|v| elide(v, secrets)).collect()),
         other => other.clone(),
     }
 }
@@ -795,5 +808,17 @@ mod tests {
     fn cost_reads_floats() {
         let cost = cost_of(&json!({"input_tokens": 1200.0, "output_tokens": 80, "usd_micros": 4200.0}));
         assert_eq!((cost.input_tokens, cost.output_tokens, cost.usd_micros, cost.source), (1200, 80, 4200, CostSource::Provider));
+    }
+
+    #[test]
+    fn long_text_parts_are_cut_after_redaction_in_the_transcript() {
+        let secret = "clutch-secret-value-0123456789";
+        let secrets = vec![super::super::SecretUse { name: "S".into(), fingerprint: String::new(), value: secret.to_string().into() }];
+        let text = format!("{}{secret}{}", "x".repeat(super::TEXT_CHARS - 10), "y".repeat(10_000));
+        let elided = super::elide(&serde_json::json!({ "parts": [{ "text": text }] }), &secrets);
+        let kept = elided["parts"][0]["text"].as_str().expect("text");
+        assert!(kept.len() < super::TEXT_CHARS + 100, "cut: {} bytes", kept.len());
+        assert!(!kept.contains("clutch-secret") && !kept.contains("0123"), "no piece of the secret is kept");
+        assert!(kept.ends_with(&format!("<{} characters in all>", text.len())), "{}", &kept[kept.len() - 40..]);
     }
 }

@@ -156,6 +156,31 @@ pub fn redact(text: &str, secrets: &[SecretUse]) -> String {
     text
 }
 
+/// The last part of an output or transcript, kept bounded: when it grows past twice `keep`
+/// bytes, the secret values are replaced first and then the front is dropped, so a cut never
+/// leaves part of a secret behind.
+pub(crate) struct Tail<'a> {
+    bytes: Vec<u8>,
+    keep: usize,
+    secrets: &'a [SecretUse],
+}
+
+impl<'a> Tail<'a> {
+    pub(crate) fn new(secrets: &'a [SecretUse], keep: usize) -> Self {
+        Tail { bytes: Vec::new(), keep, secrets }
+    }
+    pub(crate) fn push(&mut self, more: &[u8]) {
+        self.bytes.extend_from_slice(more);
+        if self.bytes.len() > 2 * self.keep {
+            let clean = redact(&String::from_utf8_lossy(&self.bytes), self.secrets).into_bytes();
+            self.bytes = clean[clean.len().saturating_sub(self.keep)..].to_vec();
+        }
+    }
+    pub(crate) fn text(&self) -> String {
+        redact(&String::from_utf8_lossy(&self.bytes), self.secrets)
+    }
+}
+
 /// Where an agent finds and keeps its notes in the worktree (`MEMORY.md`, `WORKING.md`).
 pub const MEMORY_DIR: &str = ".clutch-memory";
 
@@ -289,5 +314,21 @@ mod redact_tests {
         assert_eq!(clean, r#"{"other":"[secret:LONG] / [secret:SHORT]","out":"[secret:PEM]"}"#);
         assert_eq!(redact(&format!("raw: {pem}"), &secrets), "raw: [secret:PEM]");
         assert_eq!(redact("tok", &[secret("TINY", "tok")]), "tok", "values under the minimum are not searched for");
+    }
+
+    #[test]
+    fn a_bounded_tail_never_keeps_part_of_a_secret() {
+        let secret = "clutch-secret-value-0123456789";
+        let secrets = vec![SecretUse { name: "S".into(), fingerprint: String::new(), value: zeroize::Zeroizing::new(secret.into()) }];
+        const KEEP_BYTES: usize = 1 << 20;
+        let mut tail = super::Tail::new(&secrets, KEEP_BYTES);
+        let filler = vec![b'x'; KEEP_BYTES - 10];
+        tail.push(&filler);
+        tail.push(secret.as_bytes());
+        tail.push(&filler);
+        tail.push(&filler);
+        let text = tail.text();
+        assert!(text.len() <= 2 * KEEP_BYTES + secret.len());
+        assert!(!text.contains("0123456789") && !text.contains("clutch-secret"), "no piece of the secret survives the cut");
     }
 }
