@@ -29,6 +29,9 @@ use zeroize::Zeroizing;
 use crate::env::{Env, SecretText};
 use crate::{Error, Result};
 
+/// How an agent definition's setting names a vault secret: `secret:NAME`.
+pub const SECRET_REF: &str = "secret:";
+
 /// The file's name under `$CLUTCH_HOME`.
 pub const FILE: &str = "vault.age";
 

@@ -135,7 +135,7 @@ pub fn check_configuration(agent: &str, runtime: &str, settings: &std::collectio
     }
     crate::runtime::policy::Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")))?;
     for (key, value) in settings {
-        if let Some(name) = value.strip_prefix("secret:") {
+        if let Some(name) = value.strip_prefix(crate::vault::SECRET_REF) {
             crate::vault::check_name(name).map_err(|err| err.context(format!("setting {key}")))?;
         }
     }

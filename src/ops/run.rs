@@ -69,14 +69,14 @@ fn resolve(ctx: &Ctx, agent: &str, def: &crate::state::RuntimeDef) -> Result<Res
         settings.insert(runtime::codex::AUTH_JSON_SETTING.into(), format!("secret:{}", runtime::codex::AUTH_SECRET));
     }
     let settings = &settings;
-    let wanted: Vec<&str> = settings.values().filter_map(|v| v.strip_prefix("secret:")).collect();
+    let wanted: Vec<&str> = settings.values().filter_map(|v| v.strip_prefix(crate::vault::SECRET_REF)).collect();
     let vault = match wanted.is_empty() {
         true => None,
         false => Some(Vault::open(&ctx.env).map_err(|err| err.context(format!("agent '{agent}' needs secrets ({})", wanted.join(", "))))?),
     };
     let mut out = Resolved { settings: BTreeMap::new(), env: Vec::new(), secrets: Vec::new(), policy };
     for (key, value) in settings {
-        let value = match (value.strip_prefix("secret:"), &vault) {
+        let value = match (value.strip_prefix(crate::vault::SECRET_REF), &vault) {
             (Some(name), Some(vault)) => {
                 let entry = vault.get(name).filter(|_| !name.starts_with(crate::vault::KEY_PREFIX)).ok_or_else(|| {
                     let add = match name == runtime::codex::AUTH_SECRET {

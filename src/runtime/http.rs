@@ -157,9 +157,16 @@ pub fn parse_card(card_url: &str, card: &Value) -> Result<Card, String> {
         return Err(invalid("it is not a JSON object"));
     }
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::trim).unwrap_or("").to_string();
+    // What a card says is printed and kept in settings: no control characters (a terminal
+    // would obey them), and no `secret:` reference that would hand a vault secret to the agent.
+    let printable = |text: String| one_line(&text.replace(|c: char| c.is_control(), " "));
     let name = text(card, "name");
-    if name.is_empty() || name.contains(['\n', '\r']) {
+    if name.trim().is_empty() || name.contains(['\n', '\r']) {
         return Err(invalid("it has no name"));
+    }
+    let name = printable(name);
+    if name.starts_with(crate::vault::SECRET_REF) {
+        return Err(invalid(&format!("its name starts with '{}', which clutch reads as a vault secret", crate::vault::SECRET_REF)));
     }
     // 1.0: supportedInterfaces [{url, protocolBinding, protocolVersion}]; 0.3: url,
     // preferredTransport, protocolVersion and additionalInterfaces [{url, transport}].
@@ -190,9 +197,15 @@ pub fn parse_card(card_url: &str, card: &Value) -> Result<Card, String> {
     if !is_http_url(&endpoint) {
         return Err(invalid(&format!("its endpoint '{endpoint}' is not an http:// or https:// URL")));
     }
-    let skills =
-        card.get("skills").and_then(Value::as_array).into_iter().flatten().map(|s| text(s, "name")).filter(|s| !s.is_empty()).collect();
-    Ok(Card { card_url: card_url.to_string(), name, description: one_line(&text(card, "description")), endpoint, protocol, skills })
+    let skills = card
+        .get("skills")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|s| printable(text(s, "name")))
+        .filter(|s| !s.is_empty())
+        .collect();
+    Ok(Card { card_url: card_url.to_string(), name, description: printable(text(card, "description")), endpoint, protocol, skills })
 }
 
 impl Runtime for Http {
@@ -820,5 +833,21 @@ mod tests {
         assert!(kept.len() < super::TEXT_CHARS + 100, "cut: {} bytes", kept.len());
         assert!(!kept.contains("clutch-secret") && !kept.contains("0123"), "no piece of the secret is kept");
         assert!(kept.ends_with(&format!("<{} characters in all>", text.len())), "{}", &kept[kept.len() - 40..]);
+    }
+
+    #[test]
+    fn a_card_cannot_name_a_vault_secret_or_smuggle_terminal_controls() {
+        let card = |name: &str, skill: &str| {
+            json!({ "name": name, "description": "d\u{1b}[2J", "skills": [{ "name": skill }],
+                    "supportedInterfaces": [{ "url": "http://127.0.0.1:1/a2a", "protocolBinding": "JSONRPC", "protocolVersion": "1.0" }] })
+        };
+        let refused = parse_card("http://127.0.0.1:1/card.json", &card("secret:KEPT", "Code")).expect_err("refused");
+        assert!(refused.contains("starts with 'secret:'"), "{refused}");
+        let parsed =
+            parse_card("http://127.0.0.1:1/card.json", &card("\u{1b}[31mRed\u{7} Agent", "\u{1b}]0;title\u{7}Code")).expect("parsed");
+        let printed = format!("{} {} {}", parsed.name, parsed.description, parsed.skills.join(","));
+        assert!(!printed.chars().any(char::is_control), "{printed:?}");
+        assert_eq!(parsed.name, "[31mRed Agent");
+        assert_eq!(parsed.settings()["card_name"], "[31mRed Agent");
     }
 }
