@@ -12,7 +12,6 @@
 //! `bin` (default `claude` on PATH). The remaining budget becomes `--max-budget-usd`.
 
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 
@@ -23,6 +22,8 @@ use crate::event::{Cost, CostSource, RunPurpose, RunStatus};
 pub struct Claude;
 
 pub const DEFAULT_MODEL: &str = "claude-sonnet-4-5-20250929";
+/// How long a run may take without a `timeout_s` setting.
+const DEFAULT_TIMEOUT_S: u64 = 900;
 
 impl Runtime for Claude {
     fn name(&self) -> &'static str {
@@ -32,6 +33,7 @@ impl Runtime for Claude {
     fn pull(&self, job: &Job) -> Result<(), Unavailable> {
         program(&job.settings, "claude")?;
         tools(job)?;
+        super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
         // Claude Code treats everything under .git/ as sensitive and denies writes there.
         if job.workdir.components().any(|c| c.as_os_str() == ".git") {
             return Err(Unavailable(format!("claude cannot write in {}: it is under .git/", job.workdir.display())));
@@ -78,7 +80,10 @@ impl Runtime for Claude {
         if let Some(url) = job.settings.get("base_url") {
             command.env("ANTHROPIC_BASE_URL", url);
         }
-        let timeout = Duration::from_secs(setting("timeout_s", "900").parse().unwrap_or(900));
+        let timeout = match super::timeout(&job.settings, DEFAULT_TIMEOUT_S) {
+            Ok(timeout) => timeout,
+            Err(refused) => return Outcome::failed(refused.0),
+        };
         let pass = ["ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR"];
         let finished = match process::run_agent(command, job, &pass, b"", timeout) {
             Ok(finished) => finished,

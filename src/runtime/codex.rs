@@ -45,6 +45,8 @@ use crate::event::{Cost, CostSource, RunPurpose, RunStatus};
 pub struct Codex;
 
 pub const DEFAULT_MODEL: &str = "gpt-5.5";
+/// How long a run may take without a `timeout_s` setting.
+const DEFAULT_TIMEOUT_S: u64 = 900;
 
 /// The rate card's version: change it whenever a price below changes.
 pub const RATE_CARD: &str = "openai-2026-11";
@@ -244,6 +246,7 @@ impl Runtime for Codex {
         }
         compile(&job.policy, job.purpose)?;
         auth_of(job)?;
+        super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
         Ok(())
     }
 
@@ -317,7 +320,10 @@ impl Runtime for Codex {
             ]);
         }
         command.arg(prompt(&job));
-        let timeout = Duration::from_secs(setting("timeout_s", "900").parse().unwrap_or(900));
+        let timeout = match super::timeout(&job.settings, DEFAULT_TIMEOUT_S) {
+            Ok(timeout) => timeout,
+            Err(refused) => return Outcome::failed(refused.0),
+        };
         let finished = process::run_agent(command, &job, &pass, b"", timeout);
         // Whatever happened, the tokens codex holds now go back to the vault before the run's
         // CODEX_HOME is removed (when `home` drops, at the end of this function).

@@ -105,7 +105,7 @@ impl Plan {
                 },
             }
         };
-        let timeout = Duration::from_secs(whole("timeout_s")?.unwrap_or(DEFAULT_TIMEOUT_S));
+        let timeout = super::timeout(settings, DEFAULT_TIMEOUT_S)?;
         let nano_cpus = match number("cpus", "a positive number of CPUs (like 0.5 or 2)")? {
             Some(cpus) if cpus * 1e9 >= 1.0 && cpus <= 1e6 => Some((cpus * 1e9) as i64),
             Some(_) => return Err(Unavailable("the docker runtime's setting cpus is out of range (0.000000001 to 1000000)".into())),

@@ -30,6 +30,8 @@ pub struct Http;
 
 /// Where an A2A agent publishes its card, under its base URL.
 pub const CARD_PATH: &str = "/.well-known/agent-card.json";
+/// How long a run may take without a `timeout_s` setting.
+const DEFAULT_TIMEOUT_S: u64 = 600;
 
 /// The metadata key under which an agent reports what a run cost.
 pub const COST_KEY: &str = "clutch/cost";
@@ -258,13 +260,7 @@ impl Settings {
             Some(text) => Protocol::parse(text)
                 .ok_or_else(|| Unavailable(format!("the http runtime speaks A2A 1.0 and 0.3, not protocol '{text}'")))?,
         };
-        let timeout = match job.settings.get("timeout_s") {
-            None => Duration::from_secs(600),
-            Some(text) => match text.trim().parse::<u64>() {
-                Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
-                _ => return Err(Unavailable(format!("timeout_s '{text}' is not a whole number of seconds above 0"))),
-            },
-        };
+        let timeout = super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
         let token = job.settings.get("token").map(|t| t.trim().to_string()).filter(|t| !t.is_empty());
         if token.as_deref().is_some_and(|t| t.contains(['\r', '\n'])) {
             return Err(Unavailable("the http runtime's token has a line break in it".into()));

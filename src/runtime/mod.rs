@@ -181,6 +181,19 @@ impl<'a> Tail<'a> {
     }
 }
 
+/// The `timeout_s` setting (whole seconds, 1 to a week), or `default_s` without one. Every
+/// runtime reads it so, and checks it in `pull`, so a bad value refuses the run before it starts.
+pub fn timeout(settings: &BTreeMap<String, String>, default_s: u64) -> Result<std::time::Duration, Unavailable> {
+    const WEEK_S: u64 = 7 * 24 * 3600;
+    match settings.get("timeout_s").map(|v| v.trim()) {
+        None => Ok(std::time::Duration::from_secs(default_s)),
+        Some(text) => match text.parse::<u64>() {
+            Ok(seconds) if (1..=WEEK_S).contains(&seconds) => Ok(std::time::Duration::from_secs(seconds)),
+            _ => Err(Unavailable(format!("timeout_s='{text}' is not a whole number of seconds from 1 to {WEEK_S}"))),
+        },
+    }
+}
+
 /// Where an agent finds and keeps its notes in the worktree (`MEMORY.md`, `WORKING.md`).
 pub const MEMORY_DIR: &str = ".clutch-memory";
 
@@ -298,8 +311,20 @@ pub fn one_line(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod redact_tests {
-    use super::{redact, SecretUse};
+mod tests {
+    use super::{redact, timeout, SecretUse};
+    use std::time::Duration;
+
+    #[test]
+    fn timeout_s_is_one_reading_for_every_runtime() {
+        let of = |v: &str| timeout(&[("timeout_s".to_string(), v.to_string())].into(), 600);
+        assert_eq!(timeout(&Default::default(), 600).ok(), Some(Duration::from_secs(600)));
+        assert_eq!(of(" 90 ").ok(), Some(Duration::from_secs(90)));
+        for bad in ["0", "-1", "1.5", "ten", "", "604801", "99999999999999999999"] {
+            let refused = of(bad).expect_err(bad).0;
+            assert!(refused.contains(&format!("timeout_s='{}'", bad.trim())), "{refused}");
+        }
+    }
 
     fn secret(name: &str, value: &str) -> SecretUse {
         SecretUse { name: name.into(), fingerprint: "00".into(), value: value.to_string().into() }

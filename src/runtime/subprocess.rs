@@ -48,6 +48,9 @@ fn isolated_network() -> Result<(), Unavailable> {
 }
 use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
 
+/// How long a run may take without a `timeout_s` setting.
+const DEFAULT_TIMEOUT_S: u64 = 600;
+
 #[derive(Debug)]
 pub struct Subprocess;
 
@@ -120,6 +123,7 @@ impl Runtime for Subprocess {
             Some(Network::None) => isolated_network()?,
             Some(Network::Any) | None => {}
         }
+        super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
         match job.settings.get("command") {
             Some(command) if !command.trim().is_empty() => Ok(()),
             _ => Err(Unavailable("the subprocess runtime needs a command setting (--runtime-opt command='…')".into())),
@@ -127,7 +131,10 @@ impl Runtime for Subprocess {
     }
 
     fn run(&self, job: &Job) -> Outcome {
-        let timeout = Duration::from_secs(job.settings.get("timeout_s").and_then(|t| t.parse().ok()).unwrap_or(600));
+        let timeout = match super::timeout(&job.settings, DEFAULT_TIMEOUT_S) {
+            Ok(timeout) => timeout,
+            Err(refused) => return Outcome::failed(refused.0),
+        };
         let command = job.settings.get("command").cloned().unwrap_or_default();
         let mut program = match job.policy.network {
             Some(Network::None) => {
