@@ -95,6 +95,8 @@ pub struct Pending {
     pkce: Pkce,
     state: String,
     timeout: Duration,
+    /// Callbacks refused for another sign-in's state, said when the time runs out.
+    stale_callbacks: std::cell::Cell<u32>,
     /// The URL the user opens.
     pub url: String,
     pub port: u16,
@@ -149,7 +151,7 @@ pub fn start(env: &Env, options: &Options) -> Result<Pending> {
     let pkce = Pkce::generate()?;
     let state = Base64UrlUnpadded::encode_string(&random::<32>()?);
     let url = authorize_url(&issuer, &redirect_uri, &pkce.challenge, &state);
-    Ok(Pending { listener, issuer, redirect_uri, pkce, state, timeout: options.timeout, url, port })
+    Ok(Pending { listener, issuer, redirect_uri, pkce, state, timeout: options.timeout, stale_callbacks: Default::default(), url, port })
 }
 
 /// `{issuer}/oauth/authorize?…` with the parameters Codex sends.
@@ -193,8 +195,12 @@ impl Pending {
                 Ok((stream, _)) => stream,
                 Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
+                        let stale = match self.stale_callbacks.get() {
+                            0 => String::new(),
+                            n => format!(" ({n} callback{} with another sign-in's state refused)", if n == 1 { "" } else { "s" }),
+                        };
                         return Err(Error::user(format!(
-                            "no sign-in reached {} within {} s",
+                            "no sign-in reached {} within {} s{stale}: nothing was stored",
                             self.redirect_uri,
                             self.timeout.as_secs()
                         ))
@@ -233,11 +239,14 @@ impl Pending {
             Err(err)
         };
         if param("state") != Some(self.state.as_str()) {
-            return refuse(
-                stream,
-                Error::user("the sign-in callback's state does not match this sign-in (a stale browser tab, or a forged request): nothing was stored")
-                    .hint("run git clutch auth codex again and open the new URL"),
+            // A stale tab or a forged request: any page can send the browser here. Refusing it
+            // must not end the sign-in the person is doing, so the callback keeps listening.
+            self.stale_callbacks.set(self.stale_callbacks.get() + 1);
+            let _ = stream.write_all(
+                page(400, "Sign-in failed", "this callback's state does not match the sign-in under way (a stale tab, or a request from another page): nothing was stored. Use the URL git clutch auth codex printed last.")
+                    .as_bytes(),
             );
+            return Ok(None);
         }
         if let Some(error) = param("error") {
             let why = param("error_description").map(|d| format!("{error}: {d}")).unwrap_or_else(|| error.to_string());

@@ -438,9 +438,40 @@ fn spoiled(flags: &[&str], cause: &str) -> (TestEnv, Issuer) {
 }
 
 #[test]
-fn auth_codex_with_a_wrong_state_stores_nothing() {
-    let (_env, issuer) = spoiled(&["--wrong-state"], "state does not match");
-    assert!(issuer.grants("authorization_code").is_empty(), "the code was never exchanged: {:?}", issuer.logged());
+fn auth_codex_refuses_a_callback_with_a_wrong_state_and_keeps_waiting_for_the_right_one() {
+    let env = TestEnv::new();
+    let identity = env.unlock_vault();
+    let tokens = Tokens::new();
+    let issuer = Issuer::start(&env, &tokens, &["--wrong-state"]);
+    let port = free_port();
+    let mut signing = SignIn::start(&env, &["--issuer", &issuer.url(), "--port", &port.to_string()]);
+    let url = signing.url().unwrap_or_else(|out| panic!("auth codex printed no authorize URL:\n{out}"));
+    let state = query(&url).into_iter().find(|(k, _)| k == "state").map(|(_, v)| v).expect("the URL has a state");
+
+    // The issuer sends the browser back with a tampered state: refused, nothing exchanged, and
+    // the sign-in goes on (any page could have sent that request).
+    let (status, location, _) = get(&url);
+    assert_eq!(status, 302);
+    let callback = location.expect("redirected to the callback");
+    let tampered = query(&callback).into_iter().find(|(k, _)| k == "state").map(|(_, v)| v).expect("a state");
+    assert_ne!(tampered, state);
+    let (page_status, _, page) = get(&callback);
+    assert_eq!(page_status, 400, "the browser is told: {page}");
+    assert!(page.contains("does not match"), "{page}");
+    assert!(issuer.grants("authorization_code").is_empty(), "the code was not exchanged: {:?}", issuer.logged());
+    assert!(stored_auth(&env, &identity).is_none(), "nothing is stored");
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(matches!(signing.child.try_wait(), Ok(None)), "still waiting for the real callback");
+
+    // The same callback with this sign-in's state completes it.
+    let right = callback.replace(&format!("state={tampered}"), &format!("state={state}"));
+    assert_ne!(right, callback, "the state was replaced in {callback}");
+    let (page_status, _, page) = get(&right);
+    assert_eq!(page_status, 200, "{page}");
+    let out = signing.wait().success();
+    assert_no_token("the output of auth codex", &format!("{}{}", out.stdout, out.stderr), &tokens);
+    assert_eq!(issuer.grants("authorization_code").len(), 1, "one code exchange: {:?}", issuer.logged());
+    assert!(stored_auth(&env, &identity).is_some(), "the tokens are in the vault");
 }
 
 #[test]
@@ -747,8 +778,8 @@ fn codex_policy_compiles_into_its_sandbox_flags_and_what_it_cannot_enforce_is_re
 #[test]
 fn auth_codex_timeout_out_of_range_is_a_usage_error() {
     let env = TestEnv::new();
-    for value in ["0", "86401", "99999999999999999999"] {
+    for (value, why) in [("0", "1..=86400"), ("86401", "1..=86400"), ("99999999999999999999", "too large")] {
         let out = env.clutch(["auth", "codex", "--no-browser", "--timeout-s", value]).code(2);
-        assert!(out.stderr.contains("--timeout-s") && out.stderr.contains("1..=86400"), "{out}");
+        assert!(out.stderr.contains("--timeout-s") && out.stderr.contains(why), "{out}");
     }
 }
