@@ -357,8 +357,10 @@ impl Vault {
 
 use std::os::unix::fs::DirBuilderExt;
 
-/// `vault.age.lock`, held while one process rewrites the vault.
-struct Lock(PathBuf);
+/// An exclusive `flock` on `vault.age.lock`, held while one process rewrites the vault. The
+/// kernel lets go of it when the process ends however it ends, so a killed clutch never leaves
+/// the vault locked; the file itself stays (removing it would let two writers lock two files).
+struct Lock(#[allow(dead_code, reason = "held for its lock, released when dropped")] fs::File);
 
 impl Lock {
     fn take(vault: &Path) -> Result<Lock> {
@@ -370,26 +372,28 @@ impl Lock {
                 .create(dir)
                 .map_err(|err| Error::user(format!("cannot create {}: {err}", dir.display())))?;
         }
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|err| Error::user(format!("cannot lock the vault ({}): {err}", path.display())))?;
         let started = crate::env::monotonic();
         loop {
-            match fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
-                Ok(_) => return Ok(Lock(path)),
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists && started.elapsed() < Duration::from_secs(10) => {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => return Ok(Lock(file)),
+                Err(rustix::io::Errno::WOULDBLOCK) if started.elapsed() < Duration::from_secs(10) => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
-                    return Err(Error::conflict(format!("the vault is locked by another clutch ({} exists)", path.display()))
-                        .hint("if no other clutch is running, remove that file"))
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(Error::conflict(format!("the vault is being written by another clutch (it holds {})", path.display()))
+                        .hint("wait for it to finish, then run this again"))
                 }
+                Err(rustix::io::Errno::INTR) => {}
                 Err(err) => return Err(Error::user(format!("cannot lock the vault ({}): {err}", path.display()))),
             }
         }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
     }
 }
 
@@ -447,5 +451,25 @@ mod tests {
         assert!(check_name("a b").is_err());
         assert!(check_name("key/x").is_err());
         assert!(check_name("").is_err());
+    }
+
+    #[test]
+    fn the_lock_is_the_kernels_a_left_file_does_not_hold_it_and_a_holder_excludes_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let vault = dir.path().join("vault.age");
+        // A lock file a killed clutch left behind: no one holds it.
+        fs::write(vault.with_extension("age.lock"), b"").unwrap();
+        let held = Lock::take(&vault).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = vault.clone();
+        let waiter = std::thread::spawn(move || {
+            let second = Lock::take(&other).map(|_| ());
+            tx.send(()).unwrap();
+            second
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "a second writer waits while the first holds the lock");
+        drop(held);
+        assert!(rx.recv_timeout(Duration::from_secs(5)).is_ok(), "and gets it once the first lets go");
+        waiter.join().unwrap().unwrap();
     }
 }
