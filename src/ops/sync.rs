@@ -277,14 +277,13 @@ pub fn pick_actor(ctx: &Ctx) -> Result<Actor> {
         return Ok(Actor::Chosen(actor));
     }
     let loaded = ctx.load()?;
-    let mine: Vec<String> = loaded
-        .state
-        .agents
-        .values()
-        .filter(|a| a.status == crate::state::AgentStatus::Active)
-        .filter(|a| PublicKey::parse_openssh(&a.public_key).is_ok_and(|k| ctx.keys.holds(&a.id, &k)))
-        .map(|a| a.id.clone())
-        .collect();
+    let mut mine: Vec<String> = Vec::new();
+    for agent in loaded.state.agents.values().filter(|a| a.status == crate::state::AgentStatus::Active) {
+        let Ok(key) = PublicKey::parse_openssh(&agent.public_key) else { continue };
+        if ctx.keys.holds(&agent.id, &key)? {
+            mine.push(agent.id.clone());
+        }
+    }
     Ok(match mine.as_slice() {
         [] => Actor::Nobody,
         [one] => {

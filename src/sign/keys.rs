@@ -124,13 +124,14 @@ impl KeyStore {
     }
 
     /// Whether this machine holds the private key (a file, or an entry of the unlocked vault).
-    pub fn holds(&self, agent: &str, key: &PublicKey) -> bool {
+    /// A key that does not open the vault is an error, not a "no".
+    pub fn holds(&self, agent: &str, key: &PublicKey) -> Result<bool> {
         if self.path_for(agent, key).exists() {
-            return true;
+            return Ok(true);
         }
-        match self.unlocked() {
-            Ok(Some(env)) => self.vault(env).is_ok_and(|v| v.get(&KeyStore::vault_name(agent, key)).is_some()),
-            _ => false,
+        match self.unlocked()? {
+            Some(env) => Ok(self.vault(env)?.get(&KeyStore::vault_name(agent, key)).is_some()),
+            None => Ok(false),
         }
     }
 
