@@ -34,8 +34,9 @@ pub fn run(env: Env, args: &Args, out: &mut Out) -> Result<()> {
     let ctx = Ctx::new(Store::discover(&dir)?, env);
     sync::setup_remote(&ctx, "origin")?;
     let report = sync::sync(&ctx, "origin", None)?;
-    let actor = sync::pick_actor(&ctx)
-        .map_err(|err| err.context(format!("cloned into {}, but could not tell which agent this machine holds a key for", dir.display())))?;
+    let actor = sync::pick_actor(&ctx).map_err(|err| {
+        err.context(format!("cloned into {}, but could not tell which agent this machine holds a key for", dir.display()))
+    })?;
     if args.json {
         return out.json(&serde_json::json!({ "dir": dir, "sync": report, "actor": actor }));
     }

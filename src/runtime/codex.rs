@@ -195,6 +195,10 @@ impl AuthFile {
 pub struct Compiled {
     pub sandbox: &'static str,
     pub network_access: Option<bool>,
+    /// The policy asked for `workspace-write`, which means the checkout only: codex's
+    /// workspace sandbox also lets commands write `/tmp`, `$TMPDIR` and the `writable_roots`
+    /// of the user's config, which are then turned off.
+    pub checkout_only: bool,
 }
 
 /// The policy in codex's terms, or what codex cannot enforce. Reviews always run read-only
@@ -218,15 +222,19 @@ pub fn compile(policy: &Policy, purpose: RunPurpose) -> Result<Compiled, Unavail
     };
     let network = policy.network.as_ref();
     let compiled = match (sandbox, network) {
-        (Sandbox::WorkspaceWrite, network) => Compiled { sandbox: "workspace-write", network_access: network.map(|n| *n == Network::Any) },
+        (Sandbox::WorkspaceWrite, network) => Compiled {
+            sandbox: "workspace-write",
+            network_access: network.map(|n| *n == Network::Any),
+            checkout_only: policy.sandbox == Some(Sandbox::WorkspaceWrite),
+        },
         (Sandbox::ReadOnly, Some(Network::Any)) if purpose == RunPurpose::Work => {
             return Err(Policy::cannot("codex", "network any under the read-only sandbox (it has no network): use sandbox=workspace-write"))
         }
-        (Sandbox::ReadOnly, _) => Compiled { sandbox: "read-only", network_access: None },
+        (Sandbox::ReadOnly, _) => Compiled { sandbox: "read-only", network_access: None, checkout_only: false },
         (Sandbox::FullAccess, Some(Network::None)) => {
             return Err(Policy::cannot("codex", "network none with full access (danger-full-access has no sandbox to cut the network)"))
         }
-        (Sandbox::FullAccess, _) => Compiled { sandbox: "danger-full-access", network_access: None },
+        (Sandbox::FullAccess, _) => Compiled { sandbox: "danger-full-access", network_access: None, checkout_only: false },
     };
     Ok(compiled)
 }
@@ -277,6 +285,16 @@ impl Runtime for Codex {
         ]);
         if let Some(network) = compiled.network_access {
             command.args(["-c", &format!("sandbox_workspace_write.network_access={network}")]);
+        }
+        if compiled.checkout_only {
+            command.args([
+                "-c",
+                "sandbox_workspace_write.exclude_slash_tmp=true",
+                "-c",
+                "sandbox_workspace_write.exclude_tmpdir_env_var=true",
+                "-c",
+                "sandbox_workspace_write.writable_roots=[]",
+            ]);
         }
         let key_var = setting("api_key_env", "OPENAI_API_KEY");
         let mut pass = vec!["OPENAI_BASE_URL"];
@@ -514,16 +532,18 @@ mod tests {
     fn the_policy_compiles_into_codex_sandbox_flags_or_is_refused() {
         let work = RunPurpose::Work;
         let ok = |pairs: &[(&str, &str)], purpose| compile(&policy(pairs), purpose).expect("enforceable");
-        assert_eq!(ok(&[], work), Compiled { sandbox: "workspace-write", network_access: None });
-        assert_eq!(ok(&[("network", "none")], work), Compiled { sandbox: "workspace-write", network_access: Some(false) });
-        assert_eq!(ok(&[("network", "any")], work), Compiled { sandbox: "workspace-write", network_access: Some(true) });
-        assert_eq!(ok(&[("sandbox", "read-only"), ("network", "none")], work), Compiled { sandbox: "read-only", network_access: None });
-        assert_eq!(ok(&[("sandbox", "danger-full-access")], work), Compiled { sandbox: "danger-full-access", network_access: None });
+        let compiled = |sandbox, network_access, checkout_only| Compiled { sandbox, network_access, checkout_only };
+        assert_eq!(ok(&[], work), compiled("workspace-write", None, false), "codex's own default");
+        assert_eq!(ok(&[("sandbox", "workspace-write")], work), compiled("workspace-write", None, true), "the checkout only");
+        assert_eq!(ok(&[("network", "none")], work), compiled("workspace-write", Some(false), false));
+        assert_eq!(ok(&[("network", "any")], work), compiled("workspace-write", Some(true), false));
+        assert_eq!(ok(&[("sandbox", "read-only"), ("network", "none")], work), compiled("read-only", None, false));
+        assert_eq!(ok(&[("sandbox", "danger-full-access")], work), compiled("danger-full-access", None, false));
         assert_eq!(ok(&[("sandbox", "full-access"), ("network", "any")], work).sandbox, "danger-full-access");
         // A review is read-only whatever the policy says, and so without network.
         assert_eq!(
             ok(&[("sandbox", "full-access"), ("network", "any")], RunPurpose::Review),
-            Compiled { sandbox: "read-only", network_access: None }
+            Compiled { sandbox: "read-only", network_access: None, checkout_only: false }
         );
         let refused = |pairs: &[(&str, &str)]| compile(&policy(pairs), work).expect_err("unenforceable").0;
         assert!(refused(&[("tool_allowlist", "shell")]).contains("tool allowlist"));

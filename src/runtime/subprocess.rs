@@ -13,7 +13,7 @@
 //!
 //! Policy: the program runs as clutch's own user with a cleared environment. `network=none` is
 //! enforced with a network namespace of its own (`unshare --net`, util-linux: only a loopback
-//! that is down); a host allowlist, a sandbox other than `full-access` and a tool allowlist
+//! that is down; Unix sockets on the file system stay reachable); a host allowlist, a sandbox other than `full-access` and a tool allowlist
 //! cannot be enforced on a plain process, so they are refused (use the docker runtime).
 
 use std::process::Command;
@@ -23,6 +23,10 @@ use serde::Deserialize;
 
 use super::policy::{Network, Policy, Sandbox};
 use super::{process, Job, Outcome, Runtime, Unavailable};
+use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
+
+/// How long a run may take without a `timeout_s` setting.
+const DEFAULT_TIMEOUT_S: u64 = 600;
 
 /// `unshare` arguments for a network namespace of its own: root may make one directly; anyone
 /// else maps themselves to root in a new user namespace first.
@@ -46,10 +50,6 @@ fn isolated_network() -> Result<(), Unavailable> {
         Err(err) => Err(Policy::cannot("subprocess", &format!("network=none here (cannot run unshare from util-linux: {err})"))),
     }
 }
-use crate::event::{Cost, CostSource, RunPurpose, RunStatus, Verdict};
-
-/// How long a run may take without a `timeout_s` setting.
-const DEFAULT_TIMEOUT_S: u64 = 600;
 
 #[derive(Debug)]
 pub struct Subprocess;

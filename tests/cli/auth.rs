@@ -752,6 +752,9 @@ fn codex_policy_compiles_into_its_sandbox_flags_and_what_it_cannot_enforce_is_re
     let codex = cmdlines.iter().find(|c| c.contains(" exec --json")).unwrap_or_else(|| panic!("codex ran: {cmdlines:?}"));
     assert!(codex.contains(" -s workspace-write "), "{codex}");
     assert!(codex.contains(" sandbox_workspace_write.network_access=false "), "network none is compiled: {codex}");
+    for confined in ["exclude_slash_tmp=true", "exclude_tmpdir_env_var=true", "writable_roots=[]"] {
+        assert!(codex.contains(&format!(" sandbox_workspace_write.{confined} ")), "workspace-write is the checkout only: {codex}");
+    }
     assert!(codex.contains(" --disable apps "), "no ChatGPT apps: {codex}");
     let started = agents::of_kind(&w.log(), "RUN_STARTED", &task)[0].payload().clone();
     assert!(started["policy"].as_str().is_some_and(|p| p.starts_with("sha256:")), "the policy is recorded: {started}");
