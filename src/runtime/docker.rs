@@ -367,26 +367,25 @@ impl Docker {
         let out = output.stdout.text();
         let transcript = output.all.text().into_bytes();
         let reply = parse_reply(out.as_bytes());
-        let last_line = |text: &str| text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
         let (status, exit_code, mut summary) = match ending {
             Ending::Exited { code, out_of_memory } => {
                 let code32 = i32::try_from(code).ok();
                 if code == 0 {
-                    let said = last_line(&out);
+                    let said = super::last_line(&out);
                     let summary = reply.summary.clone().unwrap_or(if said.is_empty() { "the container exited 0".into() } else { said });
                     (reply.status.unwrap_or(RunStatus::Succeeded), code32, summary)
                 } else {
                     // Why it failed is usually the last thing it said on stderr (the two streams
                     // come through separate pipes, so their interleaving proves nothing).
-                    let said = Some(last_line(&output.stderr.text())).filter(|s| !s.is_empty()).unwrap_or_else(|| last_line(&out));
+                    let said =
+                        Some(super::last_line(&output.stderr.text())).filter(|s| !s.is_empty()).unwrap_or_else(|| super::last_line(&out));
                     let summary = match (reply.summary.clone(), out_of_memory, code) {
                         (Some(summary), false, _) => summary,
                         (_, true, _) => format!(
                             "killed for using more than its memory_mb={} (exit {code})",
                             plan.memory_bytes.map(|b| b >> 20).unwrap_or_default()
                         ),
-                        (None, false, 127) => format!("command not found (exit 127): {said}"),
-                        (None, false, _) => format!("exit {code}: {said}"),
+                        (None, false, _) => super::failure_summary(Some(code), &said),
                     };
                     (RunStatus::Failed, code32, summary)
                 }

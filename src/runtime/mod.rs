@@ -181,6 +181,21 @@ impl<'a> Tail<'a> {
     }
 }
 
+/// The last non-empty line of `text`, trimmed: what a program said last.
+pub fn last_line(text: &str) -> String {
+    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
+}
+
+/// Why a program that exited unsuccessfully failed, from its exit code (`None`: a signal) and
+/// the last thing it said.
+pub fn failure_summary(exit_code: Option<i64>, said: &str) -> String {
+    match exit_code {
+        Some(127) => format!("command not found (exit 127): {said}"),
+        Some(code) => format!("exit {code}: {said}"),
+        None => format!("killed by a signal: {said}"),
+    }
+}
+
 /// The `timeout_s` setting (whole seconds, 1 to a week), or `default_s` without one. Every
 /// runtime reads it so, and checks it in `pull`, so a bad value refuses the run before it starts.
 pub fn timeout(settings: &BTreeMap<String, String>, default_s: u64) -> Result<std::time::Duration, Unavailable> {

@@ -33,11 +33,9 @@ impl Finished {
     }
     /// The last non-empty line of stderr (or stdout): usually why it failed.
     pub fn last_words(&self) -> String {
-        let last =
-            |bytes: &[u8]| String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-        let said = last(&self.stderr);
+        let said = super::last_line(&String::from_utf8_lossy(&self.stderr));
         if said.is_empty() {
-            last(&self.stdout)
+            super::last_line(&String::from_utf8_lossy(&self.stdout))
         } else {
             said
         }

@@ -180,19 +180,11 @@ impl Runtime for Subprocess {
             format!("killed after {}s", timeout.as_secs())
         } else {
             reply.summary.clone().unwrap_or_else(|| {
-                let last_of = |bytes: &[u8]| {
-                    String::from_utf8_lossy(bytes).lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string()
-                };
                 if succeeded {
-                    last_of(out)
+                    super::last_line(&String::from_utf8_lossy(out))
                 } else {
                     // Why it failed is usually the last thing it said on stderr.
-                    let said = finished.last_words();
-                    match exit_code {
-                        Some(127) => format!("command not found (exit 127): {said}"),
-                        Some(code) => format!("exit {code}: {said}"),
-                        None => format!("killed by a signal: {said}"),
-                    }
+                    super::failure_summary(exit_code.map(i64::from), &finished.last_words())
                 }
             })
         };
