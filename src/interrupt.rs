@@ -4,11 +4,13 @@
 //! ended clutch would leave the agent running, its worktree behind and its run unrecorded.
 //! While a run is under way (a [`Guard`] lives), the first such signal is only noted: the
 //! runtime sees [`interrupted`], kills the agent's process group or removes its container, the
-//! run is recorded as failed, and the command exits with 128 + the signal's number. A second
-//! signal ends clutch at once, as does any signal while no run is under way.
+//! run is recorded as failed, and once the command has said so, [`exit_as_interrupted`] ends
+//! the process by that same signal (so a calling shell sees a Ctrl-C, not an exit status). A
+//! second signal ends clutch at once, as does any signal while no run is under way. A signal
+//! the process was started ignoring (`nohup`, a background job) is left ignored.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
 
@@ -32,7 +34,10 @@ struct Handlers {
     passthrough: Arc<AtomicBool>,
     /// The number of the first signal that came during a run, or 0.
     signal: Arc<AtomicUsize>,
-    runs: AtomicUsize,
+    /// Runs under way. Changed only under the lock (never in the handler), together with
+    /// `passthrough`, so two runs starting and ending on two threads cannot leave a run
+    /// unguarded.
+    runs: Mutex<usize>,
 }
 
 static HANDLERS: OnceLock<Option<Handlers>> = OnceLock::new();
@@ -42,16 +47,25 @@ fn handlers() -> Option<&'static Handlers> {
         .get_or_init(|| {
             let passthrough = Arc::new(AtomicBool::new(true));
             let signal = Arc::new(AtomicUsize::new(0));
-            for number in [SIGINT, SIGTERM, SIGHUP] {
+            let ignored = ignored_signals();
+            for number in [SIGINT, SIGTERM, SIGHUP].into_iter().filter(|n| !ignored.contains(n)) {
                 // In this order: end the process when passing through; else note the signal,
                 // and pass the next one through.
                 signal_hook::flag::register_conditional_default(number, passthrough.clone()).ok()?;
                 signal_hook::flag::register_usize(number, signal.clone(), number as usize).ok()?;
                 signal_hook::flag::register(number, passthrough.clone()).ok()?;
             }
-            Some(Handlers { passthrough, signal, runs: AtomicUsize::new(0) })
+            Some(Handlers { passthrough, signal, runs: Mutex::new(0) })
         })
         .as_ref()
+}
+
+/// The signals this process was started ignoring (`SigIgn` of `/proc/self/status`): a handler
+/// would undo what `nohup` or the shell asked for.
+fn ignored_signals() -> Vec<i32> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok()).unwrap_or(0);
+    (1..=64).filter(|n| mask & (1u64 << (n - 1)) != 0).collect()
 }
 
 /// While it lives, a signal interrupts the run instead of ending clutch.
@@ -61,8 +75,14 @@ pub struct Guard(());
 impl Guard {
     pub fn new() -> Guard {
         if let Some(h) = handlers() {
-            if h.runs.fetch_add(1, Ordering::SeqCst) == 0 && h.signal.load(Ordering::SeqCst) == 0 {
+            let mut runs = h.runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *runs += 1;
+            if *runs == 1 && h.signal.load(Ordering::SeqCst) == 0 {
                 h.passthrough.store(false, Ordering::SeqCst);
+                // A signal noted just before that store must leave the next one passing.
+                if h.signal.load(Ordering::SeqCst) != 0 {
+                    h.passthrough.store(true, Ordering::SeqCst);
+                }
             }
         }
         Guard(())
@@ -78,7 +98,9 @@ impl Default for Guard {
 impl Drop for Guard {
     fn drop(&mut self) {
         if let Some(h) = handlers() {
-            if h.runs.fetch_sub(1, Ordering::SeqCst) == 1 {
+            let mut runs = h.runs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *runs = runs.saturating_sub(1);
+            if *runs == 0 {
                 h.passthrough.store(true, Ordering::SeqCst);
             }
         }
@@ -95,4 +117,12 @@ pub fn interrupted() -> Option<Interrupt> {
         _ => return None,
     };
     Some(Interrupt { name, number })
+}
+
+/// When a signal interrupted a run, end the process by that signal's default action now that
+/// everything is recorded and said; otherwise return.
+pub fn exit_as_interrupted() {
+    if let Some(signal) = interrupted() {
+        let _ = signal_hook::low_level::emulate_default_handler(signal.number);
+    }
 }

@@ -112,17 +112,23 @@ pub fn main() -> i32 {
             return code;
         }
     };
-    match run(cli) {
+    let code = match run(cli) {
         Ok(()) => 0,
         Err(err) if err.kind == crate::error::Kind::BrokenPipe => 0,
         Err(err) => {
-            eprintln!("error: {}", err.message);
+            // Not eprintln!: after a SIGHUP the terminal is gone, and a failed write must not
+            // turn into a panic.
+            use std::io::Write as _;
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "error: {}", err.message);
             if let Some(hint) = &err.hint {
-                eprintln!("hint: {hint}");
+                let _ = writeln!(stderr, "hint: {hint}");
             }
             err.kind.exit_code()
         }
-    }
+    };
+    crate::interrupt::exit_as_interrupted();
+    code
 }
 
 fn run(cli: Cli) -> Result<()> {

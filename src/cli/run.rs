@@ -43,7 +43,9 @@ pub fn run(ctx: &Ctx, actor: Option<&str>, args: &Args, out: &mut Out) -> Result
             crate::event::RunStatus::Failed => "failed",
             crate::event::RunStatus::TimedOut => "timed out",
         };
-        eprintln!("{} {status}: {}{}", report.agent, report.summary, report.pr.as_ref().map(|p| format!(" ({p})")).unwrap_or_default());
+        use std::io::Write as _;
+        let pr = report.pr.as_ref().map(|p| format!(" ({p})")).unwrap_or_default();
+        let _ = writeln!(std::io::stderr(), "{} {status}: {}{pr}", report.agent, report.summary);
     }
     if report.status != crate::event::RunStatus::Succeeded {
         let message = format!("run {} did not succeed: {}", report.run, report.summary);

@@ -26,9 +26,11 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         n => Until::Runs(n.parse().map_err(|_| Error::usage(format!("--until '{n}' is not idle or a number")))?),
     };
     let quiet = args.json;
+    // Progress lines must not panic when the terminal is gone (SIGHUP) or stdout is closed.
     let say = move |line: &str| {
         if !quiet {
-            println!("{line}");
+            use std::io::Write as _;
+            let _ = writeln!(std::io::stdout(), "{line}");
         }
     };
     let report = work::work(ctx, args.parallel, until, &say)?;

@@ -207,8 +207,8 @@ fn redact_outcome(job: &Job, outcome: &mut Outcome) {
     }
 }
 
-/// A run a signal stopped failed, whatever its runtime made of the killed agent; nothing of
-/// it is committed.
+/// A run a signal stopped failed, whatever its runtime made of the killed agent: none of its
+/// work is committed (its memory notes are kept, as for any failed run).
 fn mark_interrupted(outcome: &mut Outcome) {
     if let Some(signal) = crate::interrupt::interrupted() {
         outcome.status = RunStatus::Failed;
@@ -318,6 +318,8 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
         .filter_map(|d| state.tasks.get(d))
         .map(|d| (d.id.clone(), d.title.clone(), d.status.as_str().to_string()))
         .collect();
+    // From the worktree on, a signal is noted and the run cleaned up, not abandoned.
+    let _interruptible = crate::interrupt::Guard::new();
     let worktree = ctx.store.branch_worktree(&branch, start, &format!("{agent}-{}", task.id))?;
     // The agent's memory, placed beside its work (excluded from the task's commit).
     let (memory_tip, mut memory) = ctx.store.read_memory(agent)?;
@@ -350,8 +352,11 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
     };
     job.prompt = prompt(&job);
     job.budget_usd_micros = budget_left(&state, agent, Some(&task.id));
-    let _interruptible = crate::interrupt::Guard::new();
-    let run_id = match start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string()) {
+    let started = match crate::interrupt::interrupted() {
+        Some(signal) => Err(Error::interrupted(signal, format!("interrupted by {} before the run started: nothing was run", signal.name))),
+        None => start_run(ctx, &state, rt.as_ref(), &def.runtime, &job, &start.to_string()),
+    };
+    let run_id = match started {
         Ok(id) => id,
         Err(err) => {
             drop(worktree);
@@ -404,7 +409,9 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
                     pr_id = opened.applied.created.clone();
                 }
             }
-            if let (Some(test), Some(pr_id)) = (def.settings.get("test_command"), &pr_id) {
+            // Tests are not started once a signal asked clutch to stop.
+            let test = def.settings.get("test_command").filter(|_| crate::interrupt::interrupted().is_none());
+            if let (Some(test), Some(pr_id)) = (test, &pr_id) {
                 let command = vec!["sh".to_string(), "-c".to_string(), test.clone()];
                 let tested =
                     test_run::run(ctx, agent, &test_run::Run { task: None, pr: Some(pr_id), command: &command, cost: Cost::default() })?;

@@ -13,7 +13,7 @@
 //! `cpus`, `memory_mb`, `pids_limit` (256).
 //!
 //! Every container is labelled `clutch.run=1` and removed whatever happens: after it exits,
-//! after it is killed at the timeout, and when git-clutch is interrupted (SIGINT or SIGTERM)
+//! after it is killed at the timeout, and when git-clutch is interrupted (SIGINT, SIGTERM or SIGHUP)
 //! while it runs. The engine writes none of its output to disk (log driver `none`): the
 //! output comes back over the attach stream only, redacted before it is kept as the transcript.
 //!

@@ -471,8 +471,9 @@ fn docker_interrupted_run_removes_its_container_and_is_recorded() {
         let Some(process) = child.0.try_wait().ok().flatten() else { unreachable!("it exited") };
         let mut stderr = String::new();
         child.0.stderr.take().expect("piped stderr").read_to_string(&mut stderr).expect("read stderr");
-        let out = CommandOutput { stdout: String::new(), stderr, status: process.code().unwrap_or(-1) };
-        let out = out.code(code);
+        use std::os::unix::process::ExitStatusExt as _;
+        assert_eq!(process.signal(), Some(code - 128), "{name}: git-clutch ended itself by the signal");
+        let out = CommandOutput { stdout: String::new(), stderr, status: code };
         assert!(error_line(&out).contains(&format!("interrupted by {name}")), "{name}: the error says so:\n{out}");
         assert_no_container_left(&env, &engine, &task);
         let run = failed_run_id(&out);

@@ -736,12 +736,24 @@ fn runtime_subprocess_timeout_kills_the_whole_process_group_and_leaves_no_worktr
 }
 
 /// Start `git clutch ARGS…` in the background, wait (bounded) until its agent script has
-/// written two pids to `pids`, send `signal` to git-clutch alone, and return what it said and
+/// written two pids to `pids`, send `signal` to git-clutch alone, and return what it said (its
+/// status as a shell reports it: 128 + N when signal N ended it), the signal that ended it, and
 /// the agent's pids (killed at the end of the test if still there).
-fn interrupt_run(env: &TestEnv, args: &[&str], pids: &Path, signal: rustix::process::Signal) -> (CommandOutput, Vec<u32>) {
+fn interrupt_run(env: &TestEnv, args: &[&str], pids: &Path, signal: rustix::process::Signal) -> (CommandOutput, Option<i32>, Vec<u32>) {
+    interrupt_run_of(env, env.command(CLUTCH), args, pids, signal)
+}
+
+/// [`interrupt_run`] of `cmd` (git-clutch, or a program that execs it).
+fn interrupt_run_of(
+    env: &TestEnv,
+    mut cmd: std::process::Command,
+    args: &[&str],
+    pids: &Path,
+    signal: rustix::process::Signal,
+) -> (CommandOutput, Option<i32>, Vec<u32>) {
     use std::io::Read as _;
+    use std::os::unix::process::ExitStatusExt as _;
     let _ = std::fs::remove_file(pids);
-    let mut cmd = env.command(CLUTCH);
     cmd.env("CLUTCH_NOW", rfc3339(env.tick())).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
     let mut child = cmd.spawn().expect("start git-clutch");
     let read = |mut pipe: Box<dyn std::io::Read + Send>| {
@@ -762,19 +774,19 @@ fn interrupt_run(env: &TestEnv, args: &[&str], pids: &Path, signal: rustix::proc
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
     rustix::process::kill_process(pid, signal).expect("signal git-clutch");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let status = loop {
+    let (status, killed_by) = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status.code().unwrap_or(-1),
+            Ok(Some(status)) => break (status.code().or(status.signal().map(|n| 128 + n)).unwrap_or(-1), status.signal()),
             _ if std::time::Instant::now() > deadline => {
                 let _ = child.kill();
                 let _ = child.wait();
-                break -1;
+                break (-1, None);
             }
             _ => std::thread::sleep(std::time::Duration::from_millis(50)),
         }
     };
     let out = CommandOutput { stdout: stdout.join().unwrap_or_default(), stderr: stderr.join().unwrap_or_default(), status };
-    (out, recorded())
+    (out, killed_by, recorded())
 }
 
 #[test]
@@ -790,10 +802,11 @@ fn runtime_a_signal_stops_the_agent_records_the_run_and_exits_as_the_signal_woul
     subprocess_agent(&env, "kim", &command, &["timeout_s=600"]);
     for (signal, name, code) in [(Signal::INT, "SIGINT", 130), (Signal::TERM, "SIGTERM", 143), (Signal::HUP, "SIGHUP", 129)] {
         let task = assigned_task(&env, &format!("Be stopped by {name}"), "kim");
-        let (out, recorded) = interrupt_run(&env, &["run", &task], &pids, signal);
+        let (out, killed_by, recorded) = interrupt_run(&env, &["run", &task], &pids, signal);
         let _reaper = Reaper { env: &env, pids: recorded.clone() };
         assert_eq!(recorded.len(), 2, "{name}: the agent's shell and its child ran: {recorded:?}\n{out}");
         let out = out.code(code);
+        assert_eq!(killed_by, Some(code - 128), "{name}: git-clutch ended itself by the signal (a shell loop stops too)");
         assert!(error_line(&out).contains(&format!("interrupted by {name}")), "{name}: the error says so:\n{out}");
         let run = failed_run_id(&out);
         let log = log(&env);
@@ -810,9 +823,10 @@ fn runtime_a_signal_stops_the_agent_records_the_run_and_exits_as_the_signal_woul
     assigned_task(&env, "First of two", "kim");
     assigned_task(&env, "Second of two", "kim");
     let before = log(&env).len();
-    let (out, recorded) = interrupt_run(&env, &["work"], &pids, Signal::INT);
+    let (out, killed_by, recorded) = interrupt_run(&env, &["work"], &pids, Signal::INT);
     let _reaper = Reaper { env: &env, pids: recorded.clone() };
     let out = out.code(130);
+    assert_eq!(killed_by, Some(2), "work ended itself by SIGINT");
     assert!(out.stderr.contains("interrupted by SIGINT after"), "{out}");
     let log = log(&env);
     let new = &log[before..];
@@ -825,6 +839,26 @@ fn runtime_a_signal_stops_the_agent_records_the_run_and_exits_as_the_signal_woul
         assert!(!running(&env, *pid), "process {pid} of the interrupted agent is gone");
     }
     assert_no_worktree_left(&env);
+}
+
+#[test]
+fn runtime_a_signal_ignored_from_the_start_stays_ignored() {
+    // Under nohup, SIGHUP is ignored when git-clutch starts: a closed terminal must not stop
+    // the run then.
+    let (env, _main) = org();
+    let pids = env.root.join("pids");
+    let command =
+        script(&env, "agent", &format!("echo $$ >> '{p}'\necho $$ >> '{p}'\nsleep 2\necho done > done.txt\n", p = pids.display()));
+    subprocess_agent(&env, "kim", &command, &[]);
+    let task = assigned_task(&env, "Carry on under nohup", "kim");
+    let mut nohup = env.command("nohup");
+    nohup.arg(CLUTCH);
+    let (out, killed_by, recorded) = interrupt_run_of(&env, nohup, &["run", &task, "--json"], &pids, rustix::process::Signal::HUP);
+    let _reaper = Reaper { env: &env, pids: recorded };
+    assert_eq!(killed_by, None, "SIGHUP did not end git-clutch:\n{out}");
+    let report: Value = serde_json::from_str(&out.success().stdout).expect("the run's JSON report");
+    assert_eq!(report["status"], "succeeded", "{report}");
+    assert_eq!(env.git_ok(["show", &format!("{}:done.txt", str_field(&report, "commit"))]), "done");
 }
 
 #[test]
