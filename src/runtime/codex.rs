@@ -348,11 +348,10 @@ impl Runtime for Codex {
         let mut notes = Vec::new();
         let mut learned = Vec::new();
         if let (Auth::Chatgpt(before), Some(home)) = (&auth, &home) {
-            match write_back(&job, before, home, job.settings.get(AUTH_JSON_SETTING).map(String::as_str).unwrap_or_default()) {
-                Ok(Some(after)) => learned = after.secrets(),
-                Ok(None) => {}
-                Err(why) => notes.push(why),
-            }
+            let (after, failed) =
+                write_back(&job, before, home, job.settings.get(AUTH_JSON_SETTING).map(String::as_str).unwrap_or_default());
+            learned = after.map(|a| a.secrets()).unwrap_or_default();
+            notes.extend(failed);
         }
         job.secrets.extend(learned.iter().cloned());
         let mut finished = match finished {
@@ -459,24 +458,28 @@ impl Drop for RunHome {
 }
 
 /// When codex changed the tokens in the run's `auth.json` (a refresh), store them in the
-/// vault, unless the vault's entry is no longer the one the run started with. `Ok(Some)` with
-/// the new tokens when they differ from `before`; `Err` says why they could not be kept.
-fn write_back(job: &Job, before: &AuthFile, home: &RunHome, started_with: &str) -> Result<Option<AuthFile>, String> {
+/// vault, unless the vault's entry is no longer the one the run started with.
+///
+/// Returns the tokens codex holds now when they changed (whether or not the vault took them:
+/// they are secrets of the run either way) and, when the vault did not, why.
+fn write_back(job: &Job, before: &AuthFile, home: &RunHome, started_with: &str) -> (Option<AuthFile>, Option<String>) {
     let Ok(text) = std::fs::read_to_string(home.auth_file()) else {
-        return Ok(None);
+        return (None, None);
     };
     let Ok(after) = AuthFile::parse(&text) else {
-        return Ok(None);
+        return (None, None);
     };
     if after.same_tokens(before) {
-        return Ok(None);
+        return (None, None);
     }
     let mut json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if let (Some(issuer), Some(object)) = (&before.issuer, json.as_object_mut()) {
         object.entry("clutch_issuer").or_insert_with(|| Value::String(issuer.clone()));
     }
     let value = serde_json::to_string_pretty(&json).unwrap_or_default();
-    let env = job.clutch.clone().ok_or("no clutch environment to reach the vault")?;
+    let Some(env) = job.clutch.clone() else {
+        return (Some(after), Some("codex refreshed its tokens, and there was no clutch environment to reach the vault".into()));
+    };
     let kept = crate::vault::Vault::edit(&env, |vault| {
         if vault.get(AUTH_SECRET).is_some_and(|entry| entry.value == started_with) {
             vault.set(AUTH_SECRET, value, env.now()).map(|_| ())
@@ -484,10 +487,8 @@ fn write_back(job: &Job, before: &AuthFile, home: &RunHome, started_with: &str) 
             Ok(())
         }
     });
-    match kept {
-        Ok(()) => Ok(Some(after)),
-        Err(err) => Err(format!("codex refreshed its tokens, and they could not be written to the vault: {}", err.message)),
-    }
+    let why = kept.err().map(|err| format!("codex refreshed its tokens, and they could not be written to the vault: {}", err.message));
+    (Some(after), why)
 }
 
 /// Tokens from a `turn.completed` usage, priced by the rate card (or the settings).

@@ -349,7 +349,7 @@ impl World {
     }
 
     /// `git clutch run TASK --agent jo --json`, with the processes seen meanwhile.
-    fn run(&self, task: &str) -> (CommandOutput, Vec<(u32, String)>) {
+    pub(crate) fn run(&self, task: &str) -> (CommandOutput, Vec<(u32, String)>) {
         self.clutch_watching(&["run", task, "--agent", "jo", "--json"])
     }
 
@@ -657,7 +657,14 @@ fn agents_codex_completes_a_task_with_a_signed_commit_a_pr_and_the_rate_card_cos
 /// (any one of `causes`), RUN_FINISHED with `status` and that cause, nothing half-written, no
 /// process left. Returns RUN_FINISHED.
 #[track_caller]
-fn assert_run_failed(w: &World, task: &str, out: &CommandOutput, seen: &[(u32, String)], status: &str, causes: &[&str]) -> Entry {
+pub(crate) fn assert_run_failed(
+    w: &World,
+    task: &str,
+    out: &CommandOutput,
+    seen: &[(u32, String)],
+    status: &str,
+    causes: &[&str],
+) -> Entry {
     let out = out.clone().code(1);
     let run = failed_run_id(&out);
     let names_cause = |text: &str| causes.iter().any(|c| text.contains(c));

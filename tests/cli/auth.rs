@@ -696,6 +696,22 @@ fn auth_codex_tokens_refreshed_during_a_run_go_back_to_the_vault() {
 }
 
 #[test]
+fn auth_codex_a_refreshed_token_written_into_the_worktree_is_never_committed() {
+    // codex refreshes its tokens during the run; the model then writes the new refresh token
+    // into a file. The new tokens are the run's secrets too: nothing is committed, and the log
+    // holds no token.
+    let tokens = Tokens::new();
+    let content = [("CLUTCH_MS_CONTENT", tokens.refreshed_refresh.as_str())];
+    let (w, issuer, _identity) = signed_in_world_with(&tokens, &["--access-ttl-s", "-60"], "write", &content, "60");
+    let task = w.task("Leak the new token");
+    let (out, seen) = w.run(&task);
+    assert_eq!(issuer.grants("refresh_token").len(), 1, "codex refreshed during the run: {:?}", issuer.logged());
+    assert_no_token("the output of the run", &format!("{}{}", out.stdout, out.stderr), &tokens);
+    agents::assert_run_failed(&w, &task, &out, &seen, "failed", &["the agent wrote the value of secret codex.auth into hello.txt"]);
+    assert_no_token("the repository", &all_objects(&w.env), &tokens);
+}
+
+#[test]
 fn auth_codex_run_home_is_removed_when_the_run_fails_or_is_killed() {
     for (mode, server_env, timeout_s, status) in
         [("error", &[("CLUTCH_MS_ERROR_STATUS", "400")][..], "60", "failed"), ("slow", &[("CLUTCH_MS_SLOW_S", "30")][..], "2", "timed_out")]
