@@ -292,6 +292,9 @@ impl Session<'_> {
             Protocol::V1 => json!({"message": message, "configuration": {"returnImmediately": true}}),
             Protocol::V03 => json!({"message": message, "configuration": {"blocking": false}}),
         };
+        if let Some(signal) = crate::interrupt::interrupted() {
+            return Outcome::failed(format!("interrupted by {} before the task was sent", signal.name));
+        }
         let result = match self.call(protocol.method("send"), params, self.remaining()) {
             Ok(result) => result,
             Err(Failure::TimedOut) => return self.timed_out(None),

@@ -397,7 +397,8 @@ impl Drop for TestEnv {
     /// (`CLUTCH_TEST_SCAN_REPORT`), every test's world is searched for [`SECRET_PREFIX`] before
     /// it is deleted — every object of every repository in it (the log, its transcripts and
     /// artifacts, task branches, dangling objects) and every file clutch keeps outside the work
-    /// tree (`CLUTCH_HOME`, `.git/`, the runs' `.clutch/`) — and one line is appended to the
+    /// tree (`CLUTCH_HOME`, `.git/`, the runs' `.clutch/`, and `HOME` with the agent CLIs'
+    /// own files) — and one line is appended to the
     /// report, which `tests/scan_secrets.py` then checks. A worktree file an agent wrote is not
     /// scanned: tests put secrets there on purpose to see that they are never committed.
     fn drop(&mut self) {
@@ -450,9 +451,14 @@ fn leaks_under(root: &Path, path: &OsStr) -> Vec<String> {
             let (path, name) = (entry.path(), entry.file_name());
             let Ok(kind) = entry.file_type() else { continue };
             if kind.is_dir() {
-                // A work tree's own files are the agents' (and the tests'); what clutch keeps
-                // is under CLUTCH_HOME, a git directory, or a run's `.clutch/`.
-                let kept = kept_by_clutch || is_git_dir || name == "clutch-home" || name == ".git" || name == ".clutch";
+                // A work tree's own files are the agents' (and the tests'); what clutch and the
+                // agent CLIs keep is under a git directory, a run's `.clutch/`, or one of the
+                // homes at the top (`home`, `clutch-home`, and other `*-home`s tests make).
+                let kept = kept_by_clutch
+                    || is_git_dir
+                    || name == ".git"
+                    || name == ".clutch"
+                    || (dir == root && name.to_string_lossy().ends_with("home"));
                 if !(is_git_dir && name == "objects") {
                     stack.push((path, kept));
                 }
