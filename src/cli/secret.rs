@@ -78,7 +78,7 @@ pub fn run(env: &Env, cmd: &Command, out: &mut Out) -> Result<()> {
     match cmd {
         Command::Set(args) => {
             vault::check_name(&args.name)?;
-            let value = read_value(&format!("value for {}: ", args.name))?;
+            let value = read_value(&format!("value for {}: ", args.name), &format!("git clutch secret set {}", args.name))?;
             let listed = Vault::edit(env, |vault| vault.set(&args.name, value, env.now()))?;
             print_listed(out, args.json, &listed, "set")
         }
@@ -89,7 +89,7 @@ pub fn run(env: &Env, cmd: &Command, out: &mut Out) -> Result<()> {
                 return Err(Error::user(format!("there is no secret '{}' to rotate", args.name))
                     .hint(format!("add it with: git clutch secret set {}", args.name)));
             }
-            let value = read_value(&format!("new value for {}: ", args.name))?;
+            let value = read_value(&format!("new value for {}: ", args.name), &format!("git clutch secret rotate {}", args.name))?;
             let listed = Vault::edit(env, |vault| {
                 if vault.get(&args.name).is_none() {
                     return Err(Error::conflict(format!("secret '{}' was removed meanwhile", args.name)));
@@ -144,7 +144,7 @@ pub fn run(env: &Env, cmd: &Command, out: &mut Out) -> Result<()> {
                     VaultKey::parse(&SecretText::new(text))?
                 }
                 None => {
-                    let passphrase = read_value("new passphrase: ")?;
+                    let passphrase = read_value("new passphrase: ", "git clutch secret rekey --to-passphrase")?;
                     if passphrase.starts_with("AGE-SECRET-KEY-") {
                         return Err(Error::user("that is an age identity, not a passphrase").hint("use --to-identity-file FILE"));
                     }
@@ -195,7 +195,8 @@ const MAX_VALUE: usize = 64 * 1024;
 
 /// A value from stdin (one trailing newline dropped), or from a prompt on the terminal that
 /// does not echo when stdin is a terminal.
-fn read_value(prompt: &str) -> Result<String> {
+/// `command` is what to pipe the value into, for the hint when there is none.
+fn read_value(prompt: &str, command: &str) -> Result<String> {
     let mut bytes = zeroize::Zeroizing::new(Vec::new());
     if std::io::stdin().is_terminal() {
         let line = prompt_hidden(prompt)?;
@@ -219,7 +220,7 @@ fn read_value(prompt: &str) -> Result<String> {
         }
     }
     if text.is_empty() {
-        return Err(Error::user("the value is empty").hint("pipe it in: printf %s \"$VALUE\" | git clutch secret set NAME"));
+        return Err(Error::user("the value is empty").hint(format!("pipe it in: printf %s \"$VALUE\" | {command}")));
     }
     Ok(text)
 }

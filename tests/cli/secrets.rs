@@ -473,7 +473,10 @@ fn secrets_wrong_or_missing_key_is_refused_and_the_vault_is_untouched() {
     for empty in [&b""[..], b"\n", b"\r\n"] {
         let out = env.clutch_stdin(["secret", "set", "EMPTY"], empty).code(1);
         assert_eq!(out.error(), "the value is empty", "{out}");
+        assert!(out.stderr.contains("| git clutch secret set EMPTY"), "the hint names the command: {out}");
     }
+    let out = env.clutch_stdin(["secret", "rotate", "API_TOKEN"], b"").code(1);
+    assert!(out.stderr.contains("| git clutch secret rotate API_TOKEN"), "the hint names the command: {out}");
     let out = env.clutch_stdin(["secret", "set", "key/alice-0011223344556677"], attempt.as_bytes()).code(1);
     assert!(out.error().contains("is not a secret name"), "signing key entries cannot be set by hand: {out}");
     assert_eq!(std::fs::read(&path).expect("the vault file"), before, "nothing refused touched the vault");
