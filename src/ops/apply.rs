@@ -128,8 +128,10 @@ fn changes(state: &State, file: &OrgFile) -> Result<Vec<Change>> {
             }
         }
         if let Some(runtime) = &decl.runtime {
-            if crate::runtime::find(runtime).is_none() {
-                problems.push(format!("agent {id}: no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", ")));
+            // The whole definition, as `agent config` would check it: a file with one that
+            // would be refused applies nothing.
+            if let Err(err) = super::org::check_configuration(id, runtime, &decl.settings) {
+                problems.push(format!("agent {id}: {}", err.message));
             }
         }
         match state.agents.get(id) {

@@ -130,16 +130,22 @@ pub fn project_new(ctx: &Ctx, actor: &str, name: &str, description: Option<&str>
 /// What a run would refuse anyway, refused before anything is recorded: an unknown runtime, a
 /// malformed policy, a secret reference that names no possible secret.
 pub fn check_configuration(agent: &str, runtime: &str, settings: &std::collections::BTreeMap<String, String>) -> Result<()> {
-    if crate::runtime::find(runtime).is_none() {
+    let Some(rt) = crate::runtime::find(runtime) else {
         return Err(Error::user(format!("no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", "))));
-    }
-    crate::runtime::policy::Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")))?;
+    };
+    let policy = crate::runtime::policy::Policy::from_settings(settings).map_err(|why| Error::user(format!("agent '{agent}': {why}")))?;
     for (key, value) in settings {
         if let Some(name) = value.strip_prefix(crate::vault::SECRET_REF) {
             crate::vault::check_name(name).map_err(|err| err.context(format!("setting {key}")))?;
         }
     }
-    Ok(())
+    // What the runtime would refuse on any machine (an unenforceable policy, a bad setting)
+    // is refused now, before the definition is written, not at its first run.
+    let job = crate::runtime::definition_job(agent, crate::event::RunPurpose::Work, settings.clone(), policy);
+    rt.check(&job).map_err(|refused| {
+        Error::user(format!("runtime {runtime} would refuse every run of agent '{agent}': {}", refused.0))
+            .hint(format!("change the settings (git clutch agent config {agent} --runtime {runtime} --runtime-opt KEY=VALUE …)"))
+    })
 }
 
 /// Define how an agent runs (CEO): AGENT_CONFIGURED.

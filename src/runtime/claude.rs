@@ -30,10 +30,15 @@ impl Runtime for Claude {
         "claude"
     }
 
-    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
-        program(&job.settings, "claude")?;
+    fn check(&self, job: &Job) -> Result<(), Unavailable> {
         tools(job)?;
         super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
+        Ok(())
+    }
+
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        self.check(job)?;
+        program(&job.settings, "claude")?;
         // Claude Code treats everything under .git/ as sensitive and denies writes there.
         if job.workdir.components().any(|c| c.as_os_str() == ".git") {
             return Err(Unavailable(format!("claude cannot write in {}: it is under .git/", job.workdir.display())));

@@ -244,8 +244,7 @@ impl Runtime for Codex {
         "codex"
     }
 
-    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
-        program(&job.settings, "codex")?;
+    fn check(&self, job: &Job) -> Result<(), Unavailable> {
         let model = job.settings.get("model").map_or(DEFAULT_MODEL, String::as_str);
         if rates(model).is_none() && !job.settings.contains_key("usd_per_mtok_input") {
             return Err(Unavailable(format!(
@@ -253,8 +252,15 @@ impl Runtime for Codex {
             )));
         }
         compile(&job.policy, job.purpose)?;
-        auth_of(job)?;
         super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
+        Ok(())
+    }
+
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        self.check(job)?;
+        program(&job.settings, "codex")?;
+        // The ChatGPT tokens come from the vault at run time.
+        auth_of(job)?;
         Ok(())
     }
 

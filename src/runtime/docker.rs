@@ -419,6 +419,10 @@ impl Runtime for Docker {
         "docker"
     }
 
+    fn check(&self, job: &Job) -> Result<(), Unavailable> {
+        Plan::of(job).map(|_| ())
+    }
+
     fn pull(&self, job: &Job) -> Result<(), Unavailable> {
         let plan = Plan::of(job)?;
         let runtime = tokio_runtime().map_err(|err| Unavailable(format!("cannot start the docker runtime's event loop: {err}")))?;

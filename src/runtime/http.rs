@@ -215,7 +215,7 @@ impl Runtime for Http {
         "http"
     }
 
-    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+    fn check(&self, job: &Job) -> Result<(), Unavailable> {
         // The remote agent's sandbox, tools and network are its operator's, not ours.
         job.policy.only("http", &[])?;
         Settings::of(job).map(|_| ())

@@ -21,20 +21,25 @@ impl Runtime for InProcess {
         "in-process"
     }
 
-    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+    fn check(&self, job: &Job) -> Result<(), Unavailable> {
         // The built-in programs connect nowhere, use no tools and write one file and the notes
         // inside the checkout: every network and tool policy holds by construction, and so does
         // any sandbox but read-only for a worker, which must write.
-        if job.policy.sandbox == Some(super::policy::Sandbox::ReadOnly) && job.purpose == RunPurpose::Work {
-            return Err(Unavailable("the built-in worker writes its file: a read-only sandbox leaves it nothing to do".into()));
-        }
-        match (job.settings.get("program").map(String::as_str), job.purpose) {
-            (Some("worker"), RunPurpose::Work) | (Some("reviewer"), RunPurpose::Review) => Ok(()),
-            (Some(program @ ("worker" | "reviewer")), purpose) => {
-                Err(Unavailable(format!("the built-in {program} does not do {purpose:?} runs").to_lowercase()))
+        match job.settings.get("program").map(String::as_str) {
+            Some("worker") if job.policy.sandbox == Some(super::policy::Sandbox::ReadOnly) => {
+                Err(Unavailable("the built-in worker writes its file: a read-only sandbox leaves it nothing to do".into()))
             }
-            (Some(other), _) => Err(Unavailable(format!("no built-in program '{other}' (worker or reviewer)"))),
-            (None, _) => Err(Unavailable("set program=worker or program=reviewer".into())),
+            Some("worker" | "reviewer") => Ok(()),
+            Some(other) => Err(Unavailable(format!("no built-in program '{other}' (worker or reviewer)"))),
+            None => Err(Unavailable("set program=worker or program=reviewer".into())),
+        }
+    }
+
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        self.check(job)?;
+        match (job.settings.get("program").map(String::as_str).unwrap_or_default(), job.purpose) {
+            ("worker", RunPurpose::Work) | ("reviewer", RunPurpose::Review) => Ok(()),
+            (program, purpose) => Err(Unavailable(format!("the built-in {program} does not do {purpose:?} runs").to_lowercase())),
         }
     }
 

@@ -107,25 +107,37 @@ impl Job {
     }
 }
 
-/// A job for unit tests: `purpose`, these settings and the policy they ask for.
-#[cfg(test)]
-pub(crate) fn test_job(purpose: RunPurpose, settings: &[(&str, &str)]) -> Job {
-    let settings: BTreeMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+/// The job an agent definition describes, with no task yet: what [`Runtime::check`] judges
+/// when the definition is written (`secret:` settings stay unresolved).
+pub fn definition_job(agent: &str, purpose: RunPurpose, settings: BTreeMap<String, String>, policy: policy::Policy) -> Job {
     Job {
-        agent: "jo".into(),
+        agent: agent.to_string(),
         purpose,
-        workdir: PathBuf::from("/tmp/clutch-test-workdir"),
-        task: TaskBrief { id: "t-1".into(), title: "a task".into(), description: None, project: None },
+        workdir: PathBuf::from("/nonexistent/clutch-definition-check"),
+        task: TaskBrief { id: "t-0".into(), title: String::new(), description: None, project: None },
         pr: None,
         reviews: Vec::new(),
         dependencies: Vec::new(),
-        policy: policy::Policy::from_settings(&settings).expect("a valid policy"),
+        policy,
         settings,
-        prompt: "do it".into(),
+        prompt: String::new(),
         budget_usd_micros: None,
         env: Vec::new(),
         secrets: Vec::new(),
         clutch: None,
+    }
+}
+
+/// A job for unit tests: `purpose`, these settings and the policy they ask for.
+#[cfg(test)]
+pub(crate) fn test_job(purpose: RunPurpose, settings: &[(&str, &str)]) -> Job {
+    let settings: BTreeMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let policy = policy::Policy::from_settings(&settings).expect("a valid policy");
+    Job {
+        workdir: PathBuf::from("/tmp/clutch-test-workdir"),
+        task: TaskBrief { id: "t-1".into(), title: "a task".into(), description: None, project: None },
+        prompt: "do it".into(),
+        ..definition_job("jo", purpose, settings, policy)
     }
 }
 
@@ -261,9 +273,17 @@ pub struct Unavailable(pub String);
 pub trait Runtime: Send + Sync {
     fn name(&self) -> &'static str;
 
-    /// Check, before anything is recorded, that this runtime can run the job.
-    fn pull(&self, _job: &Job) -> Result<(), Unavailable> {
+    /// What can be judged from the definition alone, on any machine: settings the runtime
+    /// cannot use, a policy it cannot enforce. `agent add`/`agent config` ask this before they
+    /// write (with a work job), and `pull` asks it again.
+    fn check(&self, _job: &Job) -> Result<(), Unavailable> {
         Ok(())
+    }
+
+    /// Check, before anything is recorded, that this runtime can run the job here: [`Self::check`]
+    /// and what this machine must have (the program, the engine, the image).
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        self.check(job)
     }
 
     /// Execute the agent in `job.workdir`.

@@ -110,7 +110,7 @@ impl Runtime for Subprocess {
         "subprocess"
     }
 
-    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+    fn check(&self, job: &Job) -> Result<(), Unavailable> {
         let policy = &job.policy;
         if policy.sandbox.is_some_and(|s| s != Sandbox::FullAccess) {
             return Err(Policy::cannot("subprocess", "a sandbox (the program runs as clutch's own user; use the docker runtime)"));
@@ -118,16 +118,22 @@ impl Runtime for Subprocess {
         if policy.tool_allowlist.is_some() {
             return Err(Policy::cannot("subprocess", "a tool allowlist (a program has no tools clutch can see)"));
         }
-        match &policy.network {
-            Some(Network::Hosts(_)) => return Err(Policy::cannot("subprocess", "a host allowlist (use network=none or any)")),
-            Some(Network::None) => isolated_network()?,
-            Some(Network::Any) | None => {}
+        if let Some(Network::Hosts(_)) = &policy.network {
+            return Err(Policy::cannot("subprocess", "a host allowlist (use network=none or any)"));
         }
         super::timeout(&job.settings, DEFAULT_TIMEOUT_S)?;
         match job.settings.get("command") {
             Some(command) if !command.trim().is_empty() => Ok(()),
             _ => Err(Unavailable("the subprocess runtime needs a command setting (--runtime-opt command='…')".into())),
         }
+    }
+
+    fn pull(&self, job: &Job) -> Result<(), Unavailable> {
+        self.check(job)?;
+        if job.policy.network == Some(Network::None) {
+            isolated_network()?;
+        }
+        Ok(())
     }
 
     fn run(&self, job: &Job) -> Outcome {

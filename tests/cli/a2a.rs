@@ -491,12 +491,19 @@ fn a2a_bearer_token_from_the_vault_reaches_the_agent_and_appears_nowhere() {
 fn a2a_any_policy_is_refused_before_the_agent_is_called() {
     let (env, _main) = org();
     let server = A2aServer::start(&env, "work", false, None);
-    add_a2a(&env, "jo", "junior", &server.base(), &["sandbox=read-only"]);
-    let task = assigned_task(&env, "Sandboxed", "jo");
-    let out = env.clutch(["run", &task, "--agent", "jo"]).code(1);
+    let head = env.log_head();
+    let out = env.clutch(["agent", "add", "jo", "--role", "junior", "--a2a", &server.base(), "--runtime-opt", "sandbox=read-only"]).code(1);
     assert!(out.error().contains("the http runtime cannot enforce a sandbox"), "{out}");
-    let log = log(&env);
-    assert!(log.iter().any(|e| e.kind() == "RUN_REFUSED" && e.task() == Some(task.as_str())), "the refusal is recorded");
-    assert!(log.iter().all(|e| e.kind() != "RUN_STARTED"), "no run started");
+    assert_eq!(env.log_head(), head, "jo was not added");
+    assert!(env.state()["agents"].get("jo").is_none(), "no agent jo");
+    // Added without a policy, the agent cannot be given one later either.
+    add_a2a(&env, "jo", "junior", &server.base(), &[]);
+    let url = env.state()["agents"]["jo"]["runtime"]["settings"]["url"].as_str().expect("the card's endpoint").to_string();
+    let head = env.log_head();
+    let out = env
+        .clutch(["agent", "config", "jo", "--runtime", "http", "--runtime-opt", &format!("url={url}"), "--runtime-opt", "network=none"])
+        .code(1);
+    assert!(out.error().contains("the http runtime cannot enforce"), "{out}");
+    assert_eq!(env.log_head(), head, "nothing was recorded");
     assert!(server.calls().is_empty(), "the agent was never called: {:?}", server.calls());
 }

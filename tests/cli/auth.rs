@@ -15,7 +15,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use sha2::Digest as _;
 
 use crate::agents::{self, Cli, World};
@@ -741,6 +741,11 @@ fn auth_codex_run_home_is_removed_when_the_run_fails_or_is_killed() {
 
 /// `git clutch agent config jo --runtime codex` with the world's codex settings and `extra`.
 fn configure_codex(w: &World, extra: &[&str]) {
+    configuring_codex(w, extra).success();
+}
+
+/// What `agent config jo --runtime codex …` with the world's codex settings and `extra` said.
+fn configuring_codex(w: &World, extra: &[&str]) -> CommandOutput {
     let bin = agents::clis().codex.display().to_string();
     let mut args: Vec<String> = ["agent", "config", "jo", "--runtime", "codex"].map(String::from).to_vec();
     let base = [
@@ -753,7 +758,7 @@ fn configure_codex(w: &World, extra: &[&str]) {
     for opt in base.iter().map(String::as_str).chain(extra.iter().copied()) {
         args.extend(["--runtime-opt".to_string(), opt.to_string()]);
     }
-    w.env.clutch(args).success();
+    w.env.clutch(args)
 }
 
 #[test]
@@ -775,23 +780,23 @@ fn codex_policy_compiles_into_its_sandbox_flags_and_what_it_cannot_enforce_is_re
     let started = agents::of_kind(&w.log(), "RUN_STARTED", &task)[0].payload().clone();
     assert!(started["policy"].as_str().is_some_and(|p| p.starts_with("sha256:")), "the policy is recorded: {started}");
 
-    // What codex cannot enforce is refused before anything runs.
+    // What codex cannot enforce is refused when the definition is written: nothing recorded,
+    // the agent keeps the definition it had, and the model hears nothing.
+    let before = w.server.logged().len();
     for (settings, why) in [
         (&["network=api.example.com"][..], "host allowlist"),
         (&["tool_allowlist=shell"][..], "tool allowlist"),
         (&["sandbox=read-only", "network=any"][..], "read-only"),
         (&["sandbox=full-access", "network=none"][..], "full access"),
     ] {
-        configure_codex(&w, settings);
-        let task = w.task(&format!("Refused {settings:?}"));
-        let before = w.server.logged().len();
-        let out = w.env.clutch(["run", &task, "--agent", "jo"]).code(1);
-        assert!(out.error().contains("refused") && out.error().contains(why), "{settings:?}: {out}");
-        let refused = agents::of_kind(&w.log(), "RUN_REFUSED", &task).len();
-        assert_eq!(refused, 1, "{settings:?}: RUN_REFUSED is recorded");
-        assert!(agents::of_kind(&w.log(), "RUN_STARTED", &task).is_empty(), "{settings:?}: no run started");
-        assert_eq!(w.server.logged().len(), before, "{settings:?}: the model heard nothing");
+        let head = w.env.log_head();
+        let out = configuring_codex(&w, settings).code(1);
+        assert!(out.error().contains("would refuse every run") && out.error().contains(why), "{settings:?}: {out}");
+        assert_eq!(w.env.log_head(), head, "{settings:?}: nothing was recorded");
+        let kept = &w.env.state()["agents"]["jo"]["runtime"]["settings"];
+        assert_eq!((&kept["sandbox"], &kept["network"]), (&json!("workspace-write"), &json!("none")), "{settings:?}: {kept}");
     }
+    assert_eq!(w.server.logged().len(), before, "the model heard nothing more");
 }
 
 #[test]

@@ -382,9 +382,21 @@ fn docker_unenforceable_policy_missing_image_or_engine_are_refused_before_anythi
     let ran = env.root.join("ran");
     std::fs::create_dir_all(&ran).expect("make a marker directory");
     let marker = format!("touch {}/$CLUTCH_TASK_ID", ran.display());
+    // A policy the runtime cannot enforce anywhere is refused when the definition is written.
+    for (agent, extra, needle) in [
+        ("kim", "network=example.com", "cannot enforce a host allowlist"),
+        ("jill", "tool_allowlist=Read,Edit", "cannot enforce a tool allowlist"),
+    ] {
+        let head = env.log_head();
+        let image = format!("image={}", engine.image);
+        let out =
+            clutch(&env, &engine, &["agent", "config", agent, "--runtime", "docker", "--runtime-opt", &image, "--runtime-opt", extra]);
+        let out = out.code(1);
+        assert!(out.error().contains("would refuse every run") && out.error().contains(needle), "{needle}: {out}");
+        assert_eq!(env.log_head(), head, "{needle}: nothing was recorded");
+    }
+    // What only the engine at hand lacks is refused when a run starts, and recorded.
     let cases: Vec<(&str, Vec<String>, Option<&str>, &str)> = vec![
-        ("kim", vec!["network=example.com".into()], None, "cannot enforce a host allowlist"),
-        ("jill", vec!["tool_allowlist=Read,Edit".into()], None, "cannot enforce a tool allowlist"),
         ("kim", vec!["image=clutch-test/not-there:0".into()], None, "image 'clutch-test/not-there:0' is not on the Docker engine"),
         (
             "jill",

@@ -931,18 +931,30 @@ fn runtime_unknown_runtime_is_refused_when_configured() {
 #[test]
 fn runtime_unusable_settings_are_refused_and_the_refusal_recorded() {
     let (env, _main) = org();
-    env.clutch(["agent", "config", "jill", "--runtime", "in-process", "--runtime-opt", "program=poet"]).success();
-    env.clutch(["agent", "config", "kim", "--runtime", "subprocess", "--runtime-opt", "timeout_s=5"]).success();
-    for (agent, needle) in [("jill", "no built-in program 'poet'"), ("kim", "needs a command setting")] {
-        let task = assigned_task(&env, &format!("For {agent}"), agent);
-        let out = env.clutch(["run", &task, "--agent", agent]).code(1);
-        assert!(out.error().contains(needle), "{agent}: the refusal says why:\n{out}");
-        let log = log(&env);
-        assert!(of_kind(&log, "RUN_STARTED").iter().all(|e| e.task() != Some(task.as_str())), "{agent}: no run started");
-        let refused: Vec<_> = of_kind(&log, "RUN_REFUSED").into_iter().filter(|e| e.task() == Some(task.as_str())).collect();
-        assert_eq!(refused.len(), 1, "{agent}: the refusal is recorded");
-        assert!(str_field(refused[0].payload(), "reason").contains(needle), "{agent}: {}", refused[0].event);
+    // What no machine could run is refused when the definition is written, and nothing is.
+    for (agent, runtime, opt, needle) in [
+        ("jill", "in-process", "program=poet", "no built-in program 'poet'"),
+        ("kim", "subprocess", "timeout_s=5", "needs a command setting"),
+        ("kim", "subprocess", "timeout_s=0", "timeout_s='0'"),
+    ] {
+        let head = env.log_head();
+        let out = env.clutch(["agent", "config", agent, "--runtime", runtime, "--runtime-opt", opt]).code(1);
+        assert!(out.error().contains(needle) && out.error().contains("would refuse every run"), "{agent}: {out}");
+        assert!(out.stderr.contains("hint: change the settings"), "{agent}: {out}");
+        assert_eq!(env.log_head(), head, "{agent}: nothing was written");
+        assert_eq!(env.state()["agents"][agent]["runtime"], Value::Null, "{agent} has no runtime");
     }
+    // What only this machine lacks is refused when a run starts, and the refusal is recorded.
+    env.clutch(["agent", "config", "kim", "--runtime", "claude", "--runtime-opt", "bin=/nonexistent/claude"]).success();
+    let task = assigned_task(&env, "For kim", "kim");
+    let out = env.clutch(["run", &task, "--agent", "kim"]).code(1);
+    let needle = "/nonexistent/claude does not exist";
+    assert!(out.error().contains(needle), "the refusal says why:\n{out}");
+    let log = log(&env);
+    assert!(of_kind(&log, "RUN_STARTED").iter().all(|e| e.task() != Some(task.as_str())), "no run started");
+    let refused: Vec<_> = of_kind(&log, "RUN_REFUSED").into_iter().filter(|e| e.task() == Some(task.as_str())).collect();
+    assert_eq!(refused.len(), 1, "the refusal is recorded");
+    assert!(str_field(refused[0].payload(), "reason").contains(needle), "{}", refused[0].event);
     assert_no_worktree_left(&env);
 }
 

@@ -889,26 +889,39 @@ fn secrets_network_none_cuts_a_subprocess_off_and_its_hash_is_recorded() {
 #[test]
 fn secrets_policies_a_subprocess_cannot_enforce_are_refused_before_it_runs() {
     let (env, _main) = org();
+    // A definition no machine could run under is refused when it is written: nothing is
+    // recorded, and the agent keeps the definition it had.
     let cases =
         [("sandbox=read-only", "a sandbox"), ("tool_allowlist=Read,Edit", "a tool allowlist"), ("network=example.com", "a host allowlist")];
-    for (i, (opt, needle)) in cases.iter().enumerate() {
-        let marker = env.root.join(format!("ran-{i}"));
-        let command = script(&env, &format!("agent-{i}"), &format!("touch '{}'\n", marker.display()));
-        subprocess_agent(&env, "kim", &command, &[opt]);
-        let task = assigned_task(&env, &format!("Under {opt}"), "kim");
-        let out = env.clutch(["run", &task, "--agent", "kim"]).code(1);
+    for (opt, needle) in cases {
+        let head = env.log_head();
+        let args = ["agent", "config", "kim", "--runtime", "subprocess", "--runtime-opt", "command=true", "--runtime-opt", opt];
+        let out = env.clutch(args).code(1);
         let error = out.error();
-        assert!(error.starts_with("run refused: the subprocess runtime cannot enforce"), "{opt}: {out}");
+        assert!(error.contains("would refuse every run") && error.contains("the subprocess runtime cannot enforce"), "{opt}: {out}");
         assert!(error.contains(needle), "{opt}: the refusal names what cannot be enforced: {out}");
-        let log = events(&env);
-        let refused = events_of(&log, "RUN_REFUSED", &task);
-        assert_eq!(refused.len(), 1, "{opt}: the refusal is recorded");
-        assert!(str_field(refused[0].payload(), "reason").contains(needle), "{opt}: {}", refused[0].event);
-        assert!(events_of(&log, "RUN_STARTED", &task).is_empty(), "{opt}: no run started");
-        assert!(!marker.exists(), "{opt}: the command never ran");
-        assert!(branch_tip(&env, &format!("clutch/kim/{task}")).is_none(), "{opt}: no branch left");
-        assert_no_worktree_left(&env);
+        assert_eq!(env.log_head(), head, "{opt}: nothing was recorded");
+        assert_eq!(env.state()["agents"]["kim"]["runtime"], Value::Null, "{opt}: kim has no runtime");
     }
+    // `agent add` checks the same before it adds anyone.
+    let head = env.log_head();
+    let out = env
+        .clutch([
+            "agent",
+            "add",
+            "zed",
+            "--role",
+            "junior",
+            "--runtime",
+            "subprocess",
+            "--runtime-opt",
+            "command=true",
+            "--runtime-opt",
+            "sandbox=read-only",
+        ])
+        .code(1);
+    assert!(out.error().contains("cannot enforce"), "{out}");
+    assert_eq!(env.log_head(), head, "zed was not added");
 
     // What it can promise, it runs under: full access is no restriction.
     let marker = env.root.join("ran-full");
@@ -922,27 +935,12 @@ fn secrets_policies_a_subprocess_cannot_enforce_are_refused_before_it_runs() {
     assert_eq!(events_of(&log, "RUN_STARTED", &task)[0].payload()["policy"], expected.as_str());
 
     // The built-in worker must write, so a read-only sandbox is refused too.
-    env.clutch([
-        "agent",
-        "config",
-        "jill",
-        "--runtime",
-        "in-process",
-        "--runtime-opt",
-        "program=worker",
-        "--runtime-opt",
-        "sandbox=read-only",
-    ])
-    .success();
-    let task = assigned_task(&env, "Read only", "jill");
-    let out = env.clutch(["run", &task, "--agent", "jill"]).code(1);
-    assert!(out.error().starts_with("run refused:") && out.error().contains("read-only"), "{out}");
-    let log = events(&env);
-    let refused = events_of(&log, "RUN_REFUSED", &task);
-    assert_eq!(refused.len(), 1, "the refusal is recorded");
-    assert!(str_field(refused[0].payload(), "reason").contains("read-only"), "{}", refused[0].event);
-    assert!(events_of(&log, "RUN_STARTED", &task).is_empty(), "no run started");
-    assert!(branch_tip(&env, &format!("clutch/jill/{task}")).is_none(), "no branch left");
+    let head = env.log_head();
+    let args =
+        ["agent", "config", "jill", "--runtime", "in-process", "--runtime-opt", "program=worker", "--runtime-opt", "sandbox=read-only"];
+    let out = env.clutch(args).code(1);
+    assert!(out.error().contains("read-only"), "{out}");
+    assert_eq!(env.log_head(), head, "nothing was recorded");
 }
 
 #[test]
