@@ -148,6 +148,20 @@ pub fn check_configuration(agent: &str, runtime: &str, settings: &std::collectio
     })
 }
 
+/// The secrets `settings` refer to (`secret:NAME`) that the unlocked vault does not hold: a
+/// run would be stopped for them. Nothing when the vault is locked (it cannot be asked then).
+pub fn missing_secrets(ctx: &Ctx, settings: &std::collections::BTreeMap<String, String>) -> Vec<String> {
+    let Ok(Some(vault)) = crate::vault::Vault::open_if_unlocked(&ctx.env) else { return Vec::new() };
+    let mut missing: Vec<String> = settings
+        .values()
+        .filter_map(|v| v.strip_prefix(crate::vault::SECRET_REF))
+        .filter(|name| vault.get(name).is_none())
+        .map(str::to_string)
+        .collect();
+    missing.dedup();
+    missing
+}
+
 /// Define how an agent runs (CEO): AGENT_CONFIGURED.
 pub fn configure(
     ctx: &Ctx,

@@ -944,6 +944,35 @@ fn secrets_policies_a_subprocess_cannot_enforce_are_refused_before_it_runs() {
 }
 
 #[test]
+fn secrets_a_definition_naming_a_secret_the_vault_lacks_is_written_with_a_warning() {
+    let env = TestEnv::with_org();
+    env.unlock_vault();
+    let configure = |env: &TestEnv| {
+        env.clutch([
+            "agent",
+            "config",
+            "kim",
+            "--runtime",
+            "subprocess",
+            "--runtime-opt",
+            "command=true",
+            "--runtime-opt",
+            "env.TOKEN=secret:API_TOKEN",
+        ])
+        .success()
+    };
+    let out = configure(&env);
+    assert!(
+        out.stderr.contains("warning: the vault holds no secret API_TOKEN yet") && out.stderr.contains("git clutch secret set API_TOKEN"),
+        "{out}"
+    );
+    assert_eq!(env.state()["agents"]["kim"]["runtime"]["settings"]["env.TOKEN"], "secret:API_TOKEN", "the definition is written");
+    env.set_secret("API_TOKEN", &test_secret("token"));
+    let out = configure(&env);
+    assert!(!out.stderr.contains("warning"), "no warning once the vault holds it: {out}");
+}
+
+#[test]
 fn secrets_a_bad_policy_value_is_a_clear_error_and_writes_nothing() {
     let (env, _main) = org();
     let cases = [

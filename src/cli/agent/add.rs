@@ -65,6 +65,7 @@ pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
     let added = org::agent_add(ctx, actor, &args.id, args.role, args.key.as_deref())?;
     if let Some(runtime) = runtime {
         org::configure(ctx, actor, &args.id, runtime, &settings)?;
+        super::config::warn_missing_secrets(ctx, &settings);
     }
     match &card {
         Some(card) if args.json => out.json(&serde_json::json!({
