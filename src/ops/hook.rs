@@ -133,8 +133,19 @@ pub fn check_log(
         }
         match (update.old, update.new) {
             (_, None) => refusals.push(format!("deleting protected branch {branch} is refused")),
-            // Creating the branch (a project's first push) is allowed; moving it is governed.
-            (None, Some(_)) => {}
+            // Creating the branch is a project's first push, allowed while the log has merged
+            // nothing into it. Once it has, the branch may only be created at a merge result
+            // the log approved: a server that never had it gets no unreviewed history.
+            (None, Some(new)) => {
+                let hex = new.to_string();
+                let merged_into = state.governance.prs.values().filter(|pr| pr.base == branch && pr.result.is_some());
+                let results: Vec<&str> = merged_into.filter_map(|pr| pr.result.as_deref()).collect();
+                if !results.is_empty() && !results.contains(&hex.as_str()) {
+                    refusals.push(format!(
+                        "protected branch {branch} may only be created at a merge the log approved: no MERGE_APPROVED names {new}"
+                    ));
+                }
+            }
             (Some(old), Some(new)) => {
                 let hex = new.to_string();
                 let parents = objects.parents(new).unwrap_or_default();

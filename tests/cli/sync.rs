@@ -720,6 +720,21 @@ fn hook_refuses_what_would_break_the_org(transport: Transport) {
     clutch_at(&env, &check, &["sync"]).success();
     assert_eq!(rejected(&env, &check), Vec::new());
     assert_eq!(state_text(&env, &check), state_text(&env, &env.repo));
+
+    // A server that never had main: once the log has merged into main, main can only be
+    // created there at a merge the log approved.
+    let fresh = Server::new(&env, transport, "fresh.git", true);
+    git_ok_at(&env, &env.repo, &["push", "--quiet", &fresh.url, LOG_REF]);
+    refused_push(
+        &env,
+        &fresh,
+        &[&fresh.url, &format!("{unreviewed}:refs/heads/main")],
+        &[&format!("protected branch main may only be created at a merge the log approved: no MERGE_APPROVED names {unreviewed}")],
+    );
+    assert_eq!(fresh.refs(&env).1, None, "main was not created");
+    let pushed = git_at(&env, &env.repo, &["push", &fresh.url, &format!("{result}:refs/heads/main")]);
+    assert_eq!(pushed.status, 0, "main created at the approved merge:\n{pushed}");
+    assert_eq!(fresh.refs(&env).1, Some(result));
 }
 
 #[test]
