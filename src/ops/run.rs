@@ -413,9 +413,13 @@ pub fn work(ctx: &Ctx, agent: &str, task_id: &str) -> Result<RunReport> {
             let test = def.settings.get("test_command").filter(|_| crate::interrupt::interrupted().is_none());
             if let (Some(test), Some(pr_id)) = (test, &pr_id) {
                 let command = vec!["sh".to_string(), "-c".to_string(), test.clone()];
-                let tested =
-                    test_run::run(ctx, agent, &test_run::Run { task: None, pr: Some(pr_id), command: &command, cost: Cost::default() })?;
-                tests_passed = Some(tested.passed);
+                let run = test_run::Run { task: None, pr: Some(pr_id), command: &command, cost: Cost::default() };
+                match test_run::run(ctx, agent, &run) {
+                    Ok(tested) => tests_passed = Some(tested.passed),
+                    // A signal stopped the tests: no verdict on them; the run is recorded below.
+                    Err(_) if crate::interrupt::interrupted().is_some() => {}
+                    Err(err) => return Err(err),
+                }
             }
         }
     }

@@ -56,6 +56,8 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
                 .hint("commit (or stash) first, or test a PR's head with --pr PR"));
         }
     }
+    // A signal from here on stops the command and records nothing (see `execute`).
+    let _interruptible = crate::interrupt::Guard::new();
     let worktree = match pr {
         Some(_) => Some(ctx.store.temp_worktree(commit)?),
         None => None,
@@ -69,6 +71,10 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
     let (status, output) = execute(&dir, run.command)?;
     let duration_ms = started.elapsed().as_millis() as u64;
     drop(worktree);
+    // A terminal's Ctrl-C reaches the command too: its failure says nothing about the commit.
+    if let Some(signal) = crate::interrupt::interrupted() {
+        return Err(Error::interrupted(signal, format!("interrupted by {} while the tests ran: no TEST_RUN was recorded", signal.name)));
+    }
     let exit_code = status.code();
     let passed = status.success();
     let tail = tail(&output);
@@ -101,7 +107,11 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
 
 /// Run the command, passing its output through to ours while keeping a copy. It runs code an
 /// agent may have written, so it never gets the vault's key.
+/// Run the command in a process group of its own, its output passed on to our stderr (our
+/// stdout is for ids and JSON) and kept. A signal (see [`crate::interrupt`]) kills the whole
+/// group at once, so nothing it started outlives an interrupted `test run` or agent run.
 fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
+    use std::os::unix::process::CommandExt as _;
     let mut child = Command::new(&command[0])
         .args(&command[1..])
         .current_dir(dir)
@@ -110,34 +120,41 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .spawn()
         .map_err(|err| Error::user(format!("cannot run '{}': {err}", command[0])))?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let err_thread = std::thread::spawn(move || {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 8192];
-        while let Ok(n) = stderr.read(&mut buf) {
-            if n == 0 {
-                break;
+    let pass_on = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut kept = Vec::new();
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let _ = std::io::stderr().write_all(&buf[..n]);
+                kept.extend_from_slice(&buf[..n]);
             }
-            let _ = std::io::stderr().write_all(&buf[..n]);
-            kept.extend_from_slice(&buf[..n]);
+            kept
+        })
+    };
+    let out_thread = pass_on(Box::new(child.stdout.take().expect("piped")));
+    let err_thread = pass_on(Box::new(child.stderr.take().expect("piped")));
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Ok(status),
+            Ok(None) if crate::interrupt::interrupted().is_some() => {
+                crate::runtime::process::kill_group(child.id());
+                break child.wait();
+            }
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(err) => break Err(err),
         }
-        kept
-    });
-    let mut kept = Vec::new();
-    let mut buf = [0u8; 8192];
-    while let Ok(n) = stdout.read(&mut buf) {
-        if n == 0 {
-            break;
-        }
-        // Our own stdout is for ids and JSON: the command's output goes to stderr.
-        let _ = std::io::stderr().write_all(&buf[..n]);
-        kept.extend_from_slice(&buf[..n]);
-    }
+    };
+    // What the command left running in its group goes with it, so the pipes close.
+    crate::runtime::process::kill_group(child.id());
+    let mut kept = out_thread.join().unwrap_or_default();
     kept.extend(err_thread.join().unwrap_or_default());
-    let status = child.wait().map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;
+    let status = status.map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;
     Ok((status, kept))
 }
 

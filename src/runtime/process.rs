@@ -144,7 +144,8 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
     Ok(Finished { status, stdout, stderr, timed_out, elapsed: started.elapsed() })
 }
 
-fn kill_group(leader: u32) {
+/// SIGKILL to the process group `leader` leads.
+pub fn kill_group(leader: u32) {
     if let Some(group) = i32::try_from(leader).ok().and_then(rustix::process::Pid::from_raw) {
         let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
     }

@@ -842,6 +842,25 @@ fn runtime_a_signal_stops_the_agent_records_the_run_and_exits_as_the_signal_woul
 }
 
 #[test]
+fn runtime_a_signal_stops_a_test_run_and_its_command_and_records_nothing() {
+    let (env, _main) = org();
+    let pids = env.root.join("pids");
+    let command = format!("echo $$ >> '{p}'; sleep 300 >/dev/null 2>&1 & echo $! >> '{p}'; wait", p = pids.display());
+    let before = log(&env).len();
+    let (out, killed_by, recorded) =
+        interrupt_run(&env, &["test", "run", "--", "sh", "-c", &command], &pids, rustix::process::Signal::TERM);
+    let _reaper = Reaper { env: &env, pids: recorded.clone() };
+    assert_eq!(recorded.len(), 2, "the command and its child ran: {recorded:?}\n{out}");
+    let out = out.code(143);
+    assert_eq!(killed_by, Some(15), "git-clutch ended itself by SIGTERM");
+    assert!(error_line(&out).contains("interrupted by SIGTERM while the tests ran: no TEST_RUN was recorded"), "{out}");
+    for pid in &recorded {
+        assert!(!running(&env, *pid), "process {pid} of the interrupted test command is gone");
+    }
+    assert_eq!(log(&env).len(), before, "nothing was recorded");
+}
+
+#[test]
 fn runtime_a_signal_ignored_from_the_start_stays_ignored() {
     // Under nohup, SIGHUP is ignored when git-clutch starts: a closed terminal must not stop
     // the run then.
