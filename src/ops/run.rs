@@ -519,6 +519,8 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         return Err(Error::user(format!("run refused: {reason}")));
     }
     let head = ObjectId::from_hex(pr.head.as_bytes()).map_err(|_| Error::internal("bad PR head"))?;
+    // From the worktree on, a signal is noted and the run cleaned up, not abandoned.
+    let _interruptible = crate::interrupt::Guard::new();
     let worktree = ctx.store.temp_worktree(head)?;
     let mut job = Job {
         agent: agent.to_string(),
@@ -540,7 +542,9 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         "Review PR {} ({}) for task {}: {}. Answer approve or request changes, with a reason.\n",
         pr.id, pr.head_branch, pr.task, pr.title
     );
-    let _interruptible = crate::interrupt::Guard::new();
+    if let Some(signal) = crate::interrupt::interrupted() {
+        return Err(Error::interrupted(signal, format!("interrupted by {} before the review started: nothing was run", signal.name)));
+    }
     let run_id = start_run(ctx, state, rt.as_ref(), &def.runtime, &job, &pr.head)?;
     let mut outcome = rt.run(&job);
     rt.push(&job, &mut outcome);

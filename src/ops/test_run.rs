@@ -105,11 +105,10 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
     Ok(Tested { written: written.remove(0), commit, exit_code, passed })
 }
 
-/// Run the command, passing its output through to ours while keeping a copy. It runs code an
-/// agent may have written, so it never gets the vault's key.
 /// Run the command in a process group of its own, its output passed on to our stderr (our
-/// stdout is for ids and JSON) and kept. A signal (see [`crate::interrupt`]) kills the whole
-/// group at once, so nothing it started outlives an interrupted `test run` or agent run.
+/// stdout is for ids and JSON) and kept. It runs code an agent may have written, so it never
+/// gets the vault's key. A signal (see [`crate::interrupt`]) kills the whole group at once, so
+/// nothing it started outlives an interrupted `test run` or agent run.
 fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
     use std::os::unix::process::CommandExt as _;
     let mut child = Command::new(&command[0])
