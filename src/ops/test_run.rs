@@ -151,6 +151,7 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
     };
     // What the command left running in its group goes with it, so the pipes close.
     crate::runtime::process::kill_group(child.id());
+    crate::runtime::process::reap(child.id(), None);
     let mut kept = out_thread.join().unwrap_or_default();
     kept.extend(err_thread.join().unwrap_or_default());
     let status = status.map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;

@@ -1,5 +1,11 @@
 //! Running an agent program: stdin in, stdout and stderr kept, a time limit that kills the
 //! whole process group (kill(2) on the group the child leads), never a shell's `kill`.
+//!
+//! A process that leaves the group (`setsid`, a daemon's double fork) would outlive that kill.
+//! So clutch makes itself the child subreaper: such a process, once orphaned, becomes clutch's
+//! child instead of init's, and after the run [`reap`] kills and reaps every child of clutch
+//! that carries the run's mark in its environment ([`RUN_MARK`]) or is a dead member of the
+//! run's group. Parallel runs have other marks and groups, so each reaps only its own.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -98,6 +104,9 @@ pub fn run_agent(mut command: Command, job: &Job, pass: &[&str], input: &[u8], t
 /// `Err` only when it cannot be started at all.
 pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
     let started = Instant::now();
+    become_subreaper();
+    let mark = run_mark();
+    command.env(RUN_MARK, &mark);
     let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         let input = input.to_vec();
@@ -137,11 +146,73 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
             Err(_) => break None,
         }
     };
-    // Children the program left behind in its group die with it too, so the pipes close.
+    // Children the program left behind in its group die with it too, and so do those that
+    // left the group, so the pipes close.
     kill_group(child.id());
+    reap(child.id(), Some(&mark));
     let stdout = out_thread.join().unwrap_or_default();
     let stderr = err_thread.join().unwrap_or_default();
     Ok(Finished { status, stdout, stderr, timed_out, elapsed: started.elapsed() })
+}
+
+/// The variable that marks every process of one agent run: inherited by whatever the agent
+/// starts, however it detaches.
+pub const RUN_MARK: &str = "AGENT_RUN_MARK";
+
+fn run_mark() -> String {
+    let mut bytes = [0u8; 8];
+    let _ = getrandom::getrandom(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Make clutch the child subreaper (once): orphaned descendants come to it, not to init.
+pub fn become_subreaper() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    });
+}
+
+/// After the group `leader` led was killed: kill and reap the children of clutch that belong
+/// to that run — members of the group (dead now, waiting to be reaped) and, with `mark`,
+/// processes that carry the run's mark (those that left the group). Rounds until none is left,
+/// since a killed process's own children come to clutch in turn.
+pub fn reap(leader: u32, mark: Option<&str>) {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let needle = mark.map(|m| format!("{RUN_MARK}={m}\0").into_bytes());
+    let leader = leader as i32;
+    for _ in 0..50 {
+        let mut ours = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+            // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses.
+            let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+            let (ppid, pgrp) = match (fields.get(1).and_then(|f| f.parse::<i32>().ok()), fields.get(2).and_then(|f| f.parse::<i32>().ok()))
+            {
+                (Some(ppid), Some(pgrp)) => (ppid, pgrp),
+                _ => continue,
+            };
+            if ppid != me {
+                continue;
+            }
+            let marked = needle.as_ref().is_some_and(|needle| {
+                std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle.as_slice()))
+            });
+            if pgrp == leader || marked {
+                ours.push(pid);
+            }
+        }
+        if ours.is_empty() {
+            return;
+        }
+        for pid in ours {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            }
+        }
+    }
 }
 
 /// SIGKILL to the process group `leader` leads.

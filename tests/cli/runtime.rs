@@ -881,6 +881,37 @@ fn runtime_a_signal_ignored_from_the_start_stays_ignored() {
 }
 
 #[test]
+fn runtime_processes_that_leave_the_agents_group_do_not_outlive_the_run() {
+    // Two daemons made with setsid (a session and group of their own, out of reach of a kill
+    // of the agent's group): one still holding the run's stdout, one detached from it. The run
+    // ends when the agent does, and neither outlives it.
+    let (env, _main) = org();
+    let pids = env.root.join("pids");
+    let command = script(
+        &env,
+        "agent",
+        &format!(
+            "setsid sh -c 'echo $$ >> {p}; exec sleep 300' &\nsetsid sh -c 'echo $$ >> {p}; exec sleep 300' >/dev/null 2>&1 </dev/null &\n\
+             while [ \"$(wc -l < {p} 2>/dev/null)\" -lt 2 ]; do sleep 0.1; done\necho done > done.txt\n\
+             echo '{{\"summary\": \"left two daemons behind\"}}'\n",
+            p = pids.display()
+        ),
+    );
+    subprocess_agent(&env, "kim", &command, &["timeout_s=120"]);
+    let task = assigned_task(&env, "Start daemons", "kim");
+    let out = env.clutch(["run", &task, "--json"]);
+    let recorded: Vec<u32> = std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let _reaper = Reaper { env: &env, pids: recorded.clone() };
+    let report = out.success().json();
+    assert_eq!((&report["status"], &report["summary"]), (&"succeeded".into(), &"left two daemons behind".into()), "{report}");
+    assert_eq!(recorded.len(), 2, "both daemons started: {recorded:?}");
+    for pid in &recorded {
+        assert!(!running(&env, *pid), "daemon {pid} did not outlive the run");
+        assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "daemon {pid} was reaped, not left a zombie");
+    }
+}
+
+#[test]
 fn runtime_budget_spent_refuses_the_next_run_before_it_starts() {
     let (env, _main) = org();
     let command = script(
