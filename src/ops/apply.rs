@@ -128,10 +128,8 @@ fn changes(state: &State, file: &OrgFile) -> Result<Vec<Change>> {
             }
         }
         if let Some(runtime) = &decl.runtime {
-            // The whole definition, as `agent config` would check it: a file with one that
-            // would be refused applies nothing.
-            if let Err(err) = super::org::check_configuration(id, runtime, &decl.settings) {
-                problems.push(format!("agent {id}: {}", err.message));
+            if crate::runtime::find(runtime).is_none() {
+                problems.push(format!("agent {id}: no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", ")));
             }
         }
         match state.agents.get(id) {
@@ -156,6 +154,12 @@ fn changes(state: &State, file: &OrgFile) -> Result<Vec<Change>> {
         if let Some(runtime) = &decl.runtime {
             let current = state.agents.get(id).and_then(|a| a.runtime.as_ref());
             if current.is_none_or(|c| c.runtime != *runtime || c.settings != decl.settings) {
+                // A definition that changes is checked as `agent config` would check it (one
+                // already in the log stands): a file with one that would be refused applies
+                // nothing.
+                if let Err(err) = super::org::check_configuration(id, Some(decl.role), runtime, &decl.settings) {
+                    problems.push(format!("agent {id}: {}", err.message));
+                }
                 changes.push(Change::ConfigureAgent { id: id.clone(), runtime: runtime.clone(), settings: decl.settings.clone() });
             }
         } else if !decl.settings.is_empty() {

@@ -138,9 +138,16 @@ pub fn check_log(
             // the log approved: a server that never had it gets no unreviewed history.
             (None, Some(new)) => {
                 let hex = new.to_string();
-                let merged_into = state.governance.prs.values().filter(|pr| pr.base == branch && pr.result.is_some());
-                let results: Vec<&str> = merged_into.filter_map(|pr| pr.result.as_deref()).collect();
-                if !results.is_empty() && !results.contains(&hex.as_str()) {
+                let parents = objects.parents(new).unwrap_or_default();
+                let mut merged_into = state.governance.prs.values().filter(|pr| pr.base == branch && pr.result.is_some()).peekable();
+                let any_merged = merged_into.peek().is_some();
+                // As for a move: the result itself, and only if it is what the merge made (the
+                // PR's head, or a merge whose second parent is that head).
+                let approved = merged_into.any(|pr| {
+                    let head = ObjectId::from_hex(pr.head.as_bytes()).ok();
+                    pr.result.as_deref() == Some(hex.as_str()) && (Some(new) == head || (parents.len() == 2 && Some(parents[1]) == head))
+                });
+                if any_merged && !approved {
                     refusals.push(format!(
                         "protected branch {branch} may only be created at a merge the log approved: no MERGE_APPROVED names {new}"
                     ));

@@ -129,7 +129,16 @@ pub fn project_new(ctx: &Ctx, actor: &str, name: &str, description: Option<&str>
 
 /// What a run would refuse anyway, refused before anything is recorded: an unknown runtime, a
 /// malformed policy, a secret reference that names no possible secret.
-pub fn check_configuration(agent: &str, runtime: &str, settings: &std::collections::BTreeMap<String, String>) -> Result<()> {
+///
+/// `role` decides which runs the agent can be given: a Junior only works, a Senior or the CEO
+/// also reviews (and the CEO may only ever review), so theirs is refused only when no run of
+/// either kind could go. Unknown (`None`), both are tried.
+pub fn check_configuration(
+    agent: &str,
+    role: Option<Role>,
+    runtime: &str,
+    settings: &std::collections::BTreeMap<String, String>,
+) -> Result<()> {
     let Some(rt) = crate::runtime::find(runtime) else {
         return Err(Error::user(format!("no runtime named '{runtime}' (known: {})", crate::runtime::NAMES.join(", "))));
     };
@@ -141,8 +150,12 @@ pub fn check_configuration(agent: &str, runtime: &str, settings: &std::collectio
     }
     // What the runtime would refuse on any machine (an unenforceable policy, a bad setting)
     // is refused now, before the definition is written, not at its first run.
-    let job = crate::runtime::definition_job(agent, crate::event::RunPurpose::Work, settings.clone(), policy);
-    rt.check(&job).map_err(|refused| {
+    let job = |purpose| crate::runtime::definition_job(agent, purpose, settings.clone(), policy.clone());
+    let checked = rt.check(&job(crate::event::RunPurpose::Work)).or_else(|refused| match role {
+        Some(Role::Junior) => Err(refused),
+        _ => rt.check(&job(crate::event::RunPurpose::Review)).map_err(|_| refused),
+    });
+    checked.map_err(|refused| {
         Error::user(format!("runtime {runtime} would refuse every run of agent '{agent}': {}", refused.0))
             .hint(format!("change the settings (git clutch agent config {agent} --runtime {runtime} --runtime-opt KEY=VALUE …)"))
     })
@@ -170,7 +183,8 @@ pub fn configure(
     runtime: &str,
     settings: &std::collections::BTreeMap<String, String>,
 ) -> Result<Written> {
-    check_configuration(agent, runtime, settings)?;
+    let role = ctx.load()?.state.agents.get(agent).map(|a| a.role);
+    check_configuration(agent, role, runtime, settings)?;
     let (mut written, _) = transact(ctx, actor, |state| {
         if state.active_agent(agent).is_none() {
             return Err(Error::user(format!("'{agent}' is not an active agent")));

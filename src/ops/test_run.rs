@@ -107,8 +107,11 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
 
 /// Run the command in a process group of its own, its output passed on to our stderr (our
 /// stdout is for ids and JSON) and kept. It runs code an agent may have written, so it never
-/// gets the vault's key. A signal (see [`crate::interrupt`]) kills the whole group at once, so
-/// nothing it started outlives an interrupted `test run` or agent run.
+/// gets the vault's key. A signal (see [`crate::interrupt`]) is passed on to the whole group
+/// as SIGTERM, so a test suite's own clean-up runs, then SIGKILL after a grace period; what
+/// the command left in its group goes with it when it ends. Being out of the terminal's
+/// foreground, a command that reads the terminal is stopped by the kernel: that is reported,
+/// not waited on.
 fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
     use std::os::unix::process::CommandExt as _;
     let mut child = Command::new(&command[0])
@@ -138,11 +141,41 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
     };
     let out_thread = pass_on(Box::new(child.stdout.take().expect("piped")));
     let err_thread = pass_on(Box::new(child.stderr.take().expect("piped")));
+    let group = rustix::process::Pid::from_raw(child.id() as i32);
+    let signal_group = |signal| {
+        if let Some(group) = group {
+            let _ = rustix::process::kill_process_group(group, signal);
+        }
+    };
+    let mut stopping: Option<std::time::Instant> = None;
+    let mut waiting_for_terminal = false;
+    let mut last_look = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
             Ok(None) if crate::interrupt::interrupted().is_some() => {
-                crate::runtime::process::kill_group(child.id());
+                match stopping {
+                    None => {
+                        signal_group(rustix::process::Signal::TERM);
+                        signal_group(rustix::process::Signal::CONT);
+                        stopping = Some(std::time::Instant::now());
+                    }
+                    Some(since) if since.elapsed() >= std::time::Duration::from_secs(5) => {
+                        signal_group(rustix::process::Signal::KILL);
+                        break child.wait();
+                    }
+                    Some(_) => {}
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Ok(None)
+                if last_look.elapsed() >= std::time::Duration::from_millis(250) && {
+                    last_look = std::time::Instant::now();
+                    stopped_for_terminal(child.id())
+                } =>
+            {
+                waiting_for_terminal = true;
+                signal_group(rustix::process::Signal::KILL);
                 break child.wait();
             }
             Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
@@ -150,12 +183,32 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
         }
     };
     // What the command left running in its group goes with it, so the pipes close.
-    crate::runtime::process::kill_group(child.id());
+    signal_group(rustix::process::Signal::KILL);
     crate::runtime::process::reap(child.id(), None);
+    if waiting_for_terminal {
+        let _ = out_thread.join();
+        let _ = err_thread.join();
+        return Err(Error::user(format!(
+            "'{}' stopped to read the terminal, which a test command does not get: nothing was recorded",
+            command[0]
+        ))
+        .hint("make it run without a prompt (stdin is empty, and credentials must come from the environment or a file)"));
+    }
     let mut kept = out_thread.join().unwrap_or_default();
     kept.extend(err_thread.join().unwrap_or_default());
     let status = status.map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;
     Ok((status, kept))
+}
+
+/// Whether a process of the group `leader` leads was stopped by the kernel for touching the
+/// terminal from the background (SIGTTIN, SIGTTOU: state `T` in `/proc/PID/stat`).
+fn stopped_for_terminal(leader: u32) -> bool {
+    let leader = leader.to_string();
+    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        fields.first() == Some(&"T") && fields.get(2) == Some(&leader.as_str())
+    })
 }
 
 fn tail(output: &[u8]) -> Vec<u8> {

@@ -252,7 +252,8 @@ impl Settings {
         if url.is_empty() {
             return Err(Unavailable(format!("the http runtime needs a url setting: the agent's A2A JSON-RPC endpoint {fix}")));
         }
-        if !is_http_url(&url) {
+        // A URL from the vault is resolved when the agent runs; until then it cannot be judged.
+        if !is_http_url(&url) && !url.starts_with(crate::vault::SECRET_REF) {
             return Err(Unavailable(format!("the http runtime's url '{url}' is not an http:// or https:// URL {fix}")));
         }
         let protocol = match job.settings.get("protocol") {

@@ -128,6 +128,7 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
         buf
     });
     let mut timed_out = false;
+    let mut sweep = Instant::now();
     let status = loop {
         match child.try_wait() {
             Ok(Some(status)) => break Some(status),
@@ -142,7 +143,13 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
                 let _ = child.kill();
                 break child.wait().ok();
             }
-            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                std::thread::sleep(Duration::from_millis(20));
+                if sweep.elapsed() >= Duration::from_secs(1) {
+                    reap_orphaned_zombies();
+                    sweep = Instant::now();
+                }
+            }
             Err(_) => break None,
         }
     };
@@ -173,46 +180,78 @@ pub fn become_subreaper() {
     });
 }
 
-/// After the group `leader` led was killed: kill and reap the children of clutch that belong
-/// to that run — members of the group (dead now, waiting to be reaped) and, with `mark`,
-/// processes that carry the run's mark (those that left the group). Rounds until none is left,
-/// since a killed process's own children come to clutch in turn.
-pub fn reap(leader: u32, mark: Option<&str>) {
+/// A child of clutch, as `/proc/PID/stat` describes it.
+struct ChildProc {
+    pid: i32,
+    zombie: bool,
+    pgrp: i32,
+    session: i32,
+}
+
+/// Every child of clutch now.
+fn children() -> Vec<ChildProc> {
     let me = rustix::process::getpid().as_raw_nonzero().get();
-    let needle = mark.map(|m| format!("{RUN_MARK}={m}\0").into_bytes());
-    let leader = leader as i32;
-    for _ in 0..50 {
-        let mut ours = Vec::new();
-        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-            // pid (comm) state ppid pgrp …: comm may hold spaces and parentheses.
-            let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-            let (ppid, pgrp) = match (fields.get(1).and_then(|f| f.parse::<i32>().ok()), fields.get(2).and_then(|f| f.parse::<i32>().ok()))
-            {
-                (Some(ppid), Some(pgrp)) => (ppid, pgrp),
-                _ => continue,
-            };
-            if ppid != me {
-                continue;
-            }
-            let marked = needle.as_ref().is_some_and(|needle| {
-                std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle.as_slice()))
-            });
-            if pgrp == leader || marked {
-                ours.push(pid);
-            }
-        }
-        if ours.is_empty() {
-            return;
-        }
-        for pid in ours {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // pid (comm) state ppid pgrp session …: comm may hold spaces and parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
+        if let (Some(state), Some(ppid), Some(pgrp), Some(session)) = (fields.first(), number(1), number(2), number(3)) {
+            if ppid == me {
+                found.push(ChildProc { pid, zombie: *state == "Z", pgrp, session });
             }
         }
     }
+    found
+}
+
+/// Reap (never wait for) the dead orphans of other sessions: a daemon's middle process that
+/// called setsid and exited. clutch's own children (agents, tests, git) never leave its
+/// session, so their exit statuses stay theirs to collect.
+pub fn reap_orphaned_zombies() {
+    let session = rustix::process::getsid(None).map(|s| s.as_raw_nonzero().get()).unwrap_or(0);
+    for child in children().into_iter().filter(|c| c.zombie && c.session != session) {
+        if let Some(pid) = rustix::process::Pid::from_raw(child.pid) {
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+        }
+    }
+}
+
+/// After the group `leader` led was killed: kill and reap the children of clutch that belong
+/// to that run — members of the group (dead now, waiting to be reaped) and, with `mark`,
+/// processes that carry the run's mark (those that left the group). Rounds until none is left
+/// (a killed process's own children come to clutch in turn), bounded in time: a process that
+/// cannot be killed (another user's, or stuck in the kernel) is left, not waited for.
+pub fn reap(leader: u32, mark: Option<&str>) {
+    let needle = mark.map(|m| format!("{RUN_MARK}={m}\0").into_bytes());
+    let leader = leader as i32;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        let ours: Vec<ChildProc> = children()
+            .into_iter()
+            .filter(|c| {
+                c.pgrp == leader
+                    || needle.as_ref().is_some_and(|needle| {
+                        std::fs::read(format!("/proc/{}/environ", c.pid))
+                            .is_ok_and(|env| env.windows(needle.len()).any(|w| w == needle.as_slice()))
+                    })
+            })
+            .collect();
+        if ours.is_empty() {
+            break;
+        }
+        for child in ours {
+            let Some(pid) = rustix::process::Pid::from_raw(child.pid) else { continue };
+            if !child.zombie {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    reap_orphaned_zombies();
 }
 
 /// SIGKILL to the process group `leader` leads.

@@ -506,4 +506,6 @@ fn a2a_any_policy_is_refused_before_the_agent_is_called() {
     assert!(out.error().contains("the http runtime cannot enforce"), "{out}");
     assert_eq!(env.log_head(), head, "nothing was recorded");
     assert!(server.calls().is_empty(), "the agent was never called: {:?}", server.calls());
+    // A URL kept in the vault is judged when it is resolved, at the run.
+    env.clutch(["agent", "config", "jo", "--runtime", "http", "--runtime-opt", "url=secret:AGENT_URL"]).success();
 }

@@ -797,6 +797,23 @@ fn codex_policy_compiles_into_its_sandbox_flags_and_what_it_cannot_enforce_is_re
         assert_eq!((&kept["sandbox"], &kept["network"]), (&json!("workspace-write"), &json!("none")), "{settings:?}: {kept}");
     }
     assert_eq!(w.server.logged().len(), before, "the model heard nothing more");
+    // The CEO only ever reviews here, and a review runs read-only whatever the policy says:
+    // what no work run could go under is still a definition for the CEO.
+    let bin = format!("bin={}", agents::clis().codex.display());
+    let ceo = [
+        "agent",
+        "config",
+        "alice",
+        "--runtime",
+        "codex",
+        "--runtime-opt",
+        &bin,
+        "--runtime-opt",
+        "sandbox=read-only",
+        "--runtime-opt",
+        "network=any",
+    ];
+    w.env.clutch(ceo).success();
 }
 
 #[test]

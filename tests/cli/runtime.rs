@@ -861,6 +861,20 @@ fn runtime_a_signal_stops_a_test_run_and_its_command_and_records_nothing() {
 }
 
 #[test]
+fn runtime_a_test_command_that_reads_the_terminal_is_reported_not_waited_on() {
+    // A test command runs out of the terminal's foreground (in a group of its own), so one that
+    // reads the terminal is stopped by the kernel. `script` gives git-clutch a terminal.
+    let (env, _main) = org();
+    let before = log(&env).len();
+    let inner = format!("'{CLUTCH}' test run -- sh -c 'read answer </dev/tty; echo got $answer'; echo \"clutch exit $?\"");
+    let out = env.command("script").args(["-qec", &inner, "/dev/null"]).env("CLUTCH_NOW", rfc3339(env.tick())).output();
+    let out = output(out.expect("run script (util-linux)"));
+    assert!(out.stdout.contains("stopped to read the terminal"), "the error says why:\n{out}");
+    assert!(out.stdout.contains("clutch exit 1"), "git-clutch failed instead of waiting:\n{out}");
+    assert_eq!(log(&env).len(), before, "nothing was recorded");
+}
+
+#[test]
 fn runtime_a_signal_ignored_from_the_start_stays_ignored() {
     // Under nohup, SIGHUP is ignored when git-clutch starts: a closed terminal must not stop
     // the run then.

@@ -60,7 +60,7 @@ pub fn run(ctx: &Ctx, actor: &str, args: &Args, out: &mut Out) -> Result<()> {
     let runtime = if card.is_some() { Some("http") } else { args.runtime.as_deref() };
     // A definition that would be refused must not leave the agent added without it.
     if let Some(runtime) = runtime {
-        org::check_configuration(&args.id, runtime, &settings)?;
+        org::check_configuration(&args.id, Some(args.role), runtime, &settings)?;
     }
     let added = org::agent_add(ctx, actor, &args.id, args.role, args.key.as_deref())?;
     if let Some(runtime) = runtime {
