@@ -8,7 +8,7 @@
 //! The layers, and the direction in which they may depend on each other:
 //!
 //! ```text
-//! cli ──▶ ops ──▶ { state, store, sign, runtime } ──▶ event
+//! cli ──▶ ops ──▶ { state, store, sign, runtime, vault } ──▶ event
 //! ```
 //!
 //! - [`event`] is the wire format: the envelope, the payload of every event type, and the JSON
@@ -18,11 +18,16 @@
 //!   Every gate lives here, so the same rule decides when a command writes and when a clone
 //!   replays.
 //! - [`store`] is the only module that talks to git objects and refs (through gix).
-//! - [`sign`] makes and checks SSHSIG signatures and manages Ed25519 key files.
+//! - [`sign`] makes and checks SSHSIG signatures and manages Ed25519 keys (as files, or in the
+//!   vault when it is unlocked).
+//! - [`vault`] is the age-encrypted secrets file outside the log: credentials for agents and
+//!   their signing keys, unlocked by `CLUTCH_SECRET_KEY`.
 //! - [`ops`] has one function per user operation: read the state, build events, apply them,
 //!   write them, move the ref by compare-and-swap.
 //! - [`runtime`] runs agents: the `Runtime` trait and one module per runtime (in-process,
-//!   subprocess, claude, codex). `ops::run` wraps every runtime in the same pull and push.
+//!   subprocess, claude, codex, docker, http/A2A), and the policy each compiles into its own
+//!   knobs or refuses. `ops::run` wraps every runtime in the same pull and push. Only
+//!   `runtime` (docker) runs an async executor.
 //! - [`cli`] parses arguments, prints, and maps errors to exit codes.
 //! - [`env`] is the one door for environment variables and the clock; [`interrupt`] the one
 //!   for signals, which interrupt a run instead of abandoning its agent.
