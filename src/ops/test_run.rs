@@ -109,12 +109,15 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
 /// stdout is for ids and JSON) and kept. It runs code an agent may have written, so it never
 /// gets the vault's key. A signal (see [`crate::interrupt`]) is passed on to the whole group
 /// as SIGTERM, so a test suite's own clean-up runs, then SIGKILL after a grace period; what
-/// the command left in its group goes with it when it ends. Being out of the terminal's
+/// the command left in its group goes with it when it ends, and so does what it started that
+/// left the group (see [`crate::runtime::process::reap`]). Being out of the terminal's
 /// foreground, a command that reads the terminal is stopped by the kernel: that is reported,
 /// not waited on.
 fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
     use std::os::unix::process::CommandExt as _;
-    let mut child = Command::new(&command[0])
+    let mut program = Command::new(&command[0]);
+    let mark = crate::runtime::process::mark(&mut program);
+    let mut child = program
         .args(&command[1..])
         .current_dir(dir)
         .env_remove("CLUTCH_SECRET_KEY")
@@ -184,7 +187,7 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
     };
     // What the command left running in its group goes with it, so the pipes close.
     signal_group(rustix::process::Signal::KILL);
-    crate::runtime::process::reap(child.id(), None);
+    crate::runtime::process::reap(child.id(), Some(&mark));
     if waiting_for_terminal {
         let _ = out_thread.join();
         let _ = err_thread.join();

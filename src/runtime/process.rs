@@ -104,9 +104,7 @@ pub fn run_agent(mut command: Command, job: &Job, pass: &[&str], input: &[u8], t
 /// `Err` only when it cannot be started at all.
 pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
     let started = Instant::now();
-    become_subreaper();
-    let mark = run_mark();
-    command.env(RUN_MARK, &mark);
+    let mark = mark(&mut command);
     let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
     if let Some(mut stdin) = child.stdin.take() {
         let input = input.to_vec();
@@ -166,14 +164,19 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
 /// starts, however it detaches.
 pub const RUN_MARK: &str = "AGENT_RUN_MARK";
 
-fn run_mark() -> String {
+/// Give `command` a fresh run mark (see [`reap`]) and make clutch the subreaper that will
+/// receive whatever it orphans. Returns the mark.
+pub fn mark(command: &mut Command) -> String {
+    become_subreaper();
     let mut bytes = [0u8; 8];
     let _ = getrandom::getrandom(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let mark: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    command.env(RUN_MARK, &mark);
+    mark
 }
 
 /// Make clutch the child subreaper (once): orphaned descendants come to it, not to init.
-pub fn become_subreaper() {
+fn become_subreaper() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));

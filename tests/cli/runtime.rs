@@ -926,6 +926,25 @@ fn runtime_processes_that_leave_the_agents_group_do_not_outlive_the_run() {
 }
 
 #[test]
+fn runtime_a_test_command_s_daemons_do_not_outlive_it() {
+    // A test suite that starts a server with setsid and leaves it holding its output: the test
+    // run ends when the command does, and the server with it.
+    let (env, _main) = org();
+    let pids = env.root.join("pids");
+    let command = format!(
+        "setsid sh -c 'echo $$ >> {p}; exec sleep 300' & while [ \"$(wc -l < {p} 2>/dev/null)\" -lt 1 ]; do sleep 0.1; done; echo tests pass",
+        p = pids.display()
+    );
+    let out = env.clutch(["test", "run", "--json", "--", "sh", "-c", &command]);
+    let recorded: Vec<u32> = std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
+    let _reaper = Reaper { env: &env, pids: recorded.clone() };
+    let report = out.success().json();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(recorded.len(), 1, "the daemon started: {recorded:?}");
+    assert!(!running(&env, recorded[0]), "the daemon did not outlive the test run");
+}
+
+#[test]
 fn runtime_budget_spent_refuses_the_next_run_before_it_starts() {
     let (env, _main) = org();
     let command = script(
