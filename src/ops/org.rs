@@ -171,6 +171,7 @@ pub fn missing_secrets(ctx: &Ctx, settings: &std::collections::BTreeMap<String, 
         .filter(|name| vault.get(name).is_none())
         .map(str::to_string)
         .collect();
+    missing.sort_unstable();
     missing.dedup();
     missing
 }

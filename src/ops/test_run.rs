@@ -144,12 +144,8 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
     };
     let out_thread = pass_on(Box::new(child.stdout.take().expect("piped")));
     let err_thread = pass_on(Box::new(child.stderr.take().expect("piped")));
-    let group = rustix::process::Pid::from_raw(child.id() as i32);
-    let signal_group = |signal| {
-        if let Some(group) = group {
-            let _ = rustix::process::kill_process_group(group, signal);
-        }
-    };
+    let leader = child.id();
+    let signal_group = |signal| crate::runtime::process::signal_group(leader, signal);
     let mut stopping: Option<std::time::Instant> = None;
     let mut waiting_for_terminal = false;
     let mut last_look = std::time::Instant::now();
@@ -174,7 +170,7 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
             Ok(None)
                 if last_look.elapsed() >= std::time::Duration::from_millis(250) && {
                     last_look = std::time::Instant::now();
-                    stopped_for_terminal(child.id())
+                    crate::runtime::process::group_stopped(leader)
                 } =>
             {
                 waiting_for_terminal = true;
@@ -201,17 +197,6 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
     kept.extend(err_thread.join().unwrap_or_default());
     let status = status.map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;
     Ok((status, kept))
-}
-
-/// Whether a process of the group `leader` leads was stopped by the kernel for touching the
-/// terminal from the background (SIGTTIN, SIGTTOU: state `T` in `/proc/PID/stat`).
-fn stopped_for_terminal(leader: u32) -> bool {
-    let leader = leader.to_string();
-    std::fs::read_dir("/proc").into_iter().flatten().flatten().any(|entry| {
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        fields.first() == Some(&"T") && fields.get(2) == Some(&leader.as_str())
-    })
 }
 
 fn tail(output: &[u8]) -> Vec<u8> {

@@ -183,17 +183,18 @@ fn become_subreaper() {
     });
 }
 
-/// A child of clutch, as `/proc/PID/stat` describes it.
-struct ChildProc {
+/// A process, as `/proc/PID/stat` describes it.
+struct ProcStat {
     pid: i32,
-    zombie: bool,
+    /// `R`, `S`, `D`, `T` (stopped), `Z` (zombie), …
+    state: String,
+    ppid: i32,
     pgrp: i32,
     session: i32,
 }
 
-/// Every child of clutch now.
-fn children() -> Vec<ChildProc> {
-    let me = rustix::process::getpid().as_raw_nonzero().get();
+/// Every process this user can see now.
+fn processes() -> Vec<ProcStat> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
@@ -202,20 +203,31 @@ fn children() -> Vec<ChildProc> {
         let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
         let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
         if let (Some(state), Some(ppid), Some(pgrp), Some(session)) = (fields.first(), number(1), number(2), number(3)) {
-            if ppid == me {
-                found.push(ChildProc { pid, zombie: *state == "Z", pgrp, session });
-            }
+            found.push(ProcStat { pid, state: state.to_string(), ppid, pgrp, session });
         }
     }
     found
 }
 
+/// Every child of clutch now.
+fn children() -> Vec<ProcStat> {
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    processes().into_iter().filter(|p| p.ppid == me).collect()
+}
+
+/// Whether a process of the group `leader` leads is stopped (state `T`): for a group out of
+/// the terminal's foreground, the kernel's answer to reading the terminal (SIGTTIN, SIGTTOU).
+pub fn group_stopped(leader: u32) -> bool {
+    let leader = leader as i32;
+    processes().iter().any(|p| p.pgrp == leader && p.state == "T")
+}
+
 /// Reap (never wait for) the dead orphans of other sessions: a daemon's middle process that
 /// called setsid and exited. clutch's own children (agents, tests, git) never leave its
 /// session, so their exit statuses stay theirs to collect.
-pub fn reap_orphaned_zombies() {
+fn reap_orphaned_zombies() {
     let session = rustix::process::getsid(None).map(|s| s.as_raw_nonzero().get()).unwrap_or(0);
-    for child in children().into_iter().filter(|c| c.zombie && c.session != session) {
+    for child in children().into_iter().filter(|c| c.state == "Z" && c.session != session) {
         if let Some(pid) = rustix::process::Pid::from_raw(child.pid) {
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
         }
@@ -232,7 +244,7 @@ pub fn reap(leader: u32, mark: Option<&str>) {
     let leader = leader as i32;
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        let ours: Vec<ChildProc> = children()
+        let ours: Vec<ProcStat> = children()
             .into_iter()
             .filter(|c| {
                 c.pgrp == leader
@@ -247,7 +259,7 @@ pub fn reap(leader: u32, mark: Option<&str>) {
         }
         for child in ours {
             let Some(pid) = rustix::process::Pid::from_raw(child.pid) else { continue };
-            if !child.zombie {
+            if child.state != "Z" {
                 let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             }
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
@@ -258,8 +270,13 @@ pub fn reap(leader: u32, mark: Option<&str>) {
 }
 
 /// SIGKILL to the process group `leader` leads.
-pub fn kill_group(leader: u32) {
+fn kill_group(leader: u32) {
+    signal_group(leader, rustix::process::Signal::KILL);
+}
+
+/// `signal` to the process group `leader` leads (kill(2) with -pgid, never a shell's `kill`).
+pub fn signal_group(leader: u32, signal: rustix::process::Signal) {
     if let Some(group) = i32::try_from(leader).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+        let _ = rustix::process::kill_process_group(group, signal);
     }
 }
