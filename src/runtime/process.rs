@@ -193,26 +193,37 @@ struct ProcStat {
     session: i32,
 }
 
+/// `/proc/NAME/stat` (NAME a pid, or `self`), read.
+fn stat(name: &str) -> Option<ProcStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{name}/stat")).ok()?;
+    // pid (comm) state ppid pgrp session …: comm may hold spaces and parentheses.
+    let (pid, rest) = stat.split_once(" (")?;
+    let fields: Vec<&str> = rest.rsplit_once(')')?.1.split_whitespace().collect();
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
+    Some(ProcStat { pid: pid.parse().ok()?, state: fields.first()?.to_string(), ppid: number(1)?, pgrp: number(2)?, session: number(3)? })
+}
+
 /// Every process this user can see now.
 fn processes() -> Vec<ProcStat> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
-        // pid (comm) state ppid pgrp session …: comm may hold spaces and parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let number = |i: usize| fields.get(i).and_then(|f| f.parse::<i32>().ok());
-        if let (Some(state), Some(ppid), Some(pgrp), Some(session)) = (fields.first(), number(1), number(2), number(3)) {
-            found.push(ProcStat { pid, state: state.to_string(), ppid, pgrp, session });
-        }
-    }
-    found
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())).and_then(stat))
+        .collect()
+}
+
+/// clutch itself, numbered as /proc numbers the others. Its session may be 0: a session led
+/// from outside clutch's pid namespace (a container, `unshare --pid --fork`), which
+/// getsid(2) reports as 0 too.
+fn me() -> Option<ProcStat> {
+    stat("self")
 }
 
 /// Every child of clutch now.
 fn children() -> Vec<ProcStat> {
-    let me = rustix::process::getpid().as_raw_nonzero().get();
-    processes().into_iter().filter(|p| p.ppid == me).collect()
+    let Some(me) = me() else { return Vec::new() };
+    processes().into_iter().filter(|p| p.ppid == me.pid).collect()
 }
 
 /// Whether a process of the group `leader` leads is stopped (state `T`): for a group out of
@@ -226,8 +237,8 @@ pub fn group_stopped(leader: u32) -> bool {
 /// called setsid and exited. clutch's own children (agents, tests, git) never leave its
 /// session, so their exit statuses stay theirs to collect.
 fn reap_orphaned_zombies() {
-    let session = rustix::process::getsid(None).map(|s| s.as_raw_nonzero().get()).unwrap_or(0);
-    for child in children().into_iter().filter(|c| c.state == "Z" && c.session != session) {
+    let Some(me) = me() else { return };
+    for child in children().into_iter().filter(|c| c.state == "Z" && c.session != me.session) {
         if let Some(pid) = rustix::process::Pid::from_raw(child.pid) {
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
         }

@@ -473,7 +473,7 @@ fn leaks_under(root: &Path, path: &OsStr) -> Vec<String> {
     leaks
 }
 
-fn run(mut cmd: Command) -> CommandOutput {
+pub fn run(mut cmd: Command) -> CommandOutput {
     let output = cmd.output().unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
     CommandOutput::from_output(output)
 }

@@ -945,6 +945,33 @@ fn runtime_a_test_command_s_daemons_do_not_outlive_it() {
 }
 
 #[test]
+fn runtime_a_session_led_from_outside_the_pid_namespace_still_reaps_daemons() {
+    // In a container, or under `unshare --pid --fork`, clutch's session leader lives outside its
+    // pid namespace and getsid(2) says 0. clutch once took that 0 for a process id and panicked
+    // at the end of every run and test run.
+    let (env, _main) = org();
+    let pids = env.root.join("pids");
+    let daemon = format!(
+        "setsid sh -c 'echo $$ > {p}; exec sleep 300' </dev/null >/dev/null 2>&1 & while [ ! -s {p} ]; do sleep 0.1; done; echo tests pass",
+        p = pids.display()
+    );
+    let outer = r#"set -- $(cat /proc/$$/stat); echo "session=$6"
+"$CLUTCH" test run --json -- sh -c "$DAEMON"; echo "exit=$?"
+pid=$(cat "$PIDS")
+if [ -e "/proc/$pid/stat" ]; then set -- $(cat "/proc/$pid/stat"); echo "daemon=$3"; kill -KILL "$pid"; else echo daemon=gone; fi"#;
+    let mut cmd = env.command("unshare");
+    cmd.args(["--pid", "--fork", "--mount-proc", "sh", "-c", outer]).env("CLUTCH", CLUTCH).env("DAEMON", &daemon).env("PIDS", &pids);
+    let out = crate::common::run(cmd);
+    assert_eq!(out.status, 0, "unshare runs (the suite runs as root):\n{out}");
+    let said: Vec<&str> = out.stdout.lines().collect();
+    assert!(said.contains(&"session=0"), "the session is led from outside the namespace:\n{out}");
+    assert!(said.contains(&"exit=0"), "test run succeeded:\n{out}");
+    let report: Value = serde_json::from_str(said.iter().find(|l| l.starts_with('{')).expect("the JSON report")).expect("JSON");
+    assert_eq!(report["passed"], true, "{report}");
+    assert!(said.contains(&"daemon=gone"), "the daemon the test started was killed and reaped:\n{out}");
+}
+
+#[test]
 fn runtime_budget_spent_refuses_the_next_run_before_it_starts() {
     let (env, _main) = org();
     let command = script(
