@@ -62,7 +62,7 @@ fn handlers() -> Option<&'static Handlers> {
 
 /// The signals this process was started ignoring (`SigIgn` of `/proc/self/status`): a handler
 /// would undo what `nohup` or the shell asked for.
-fn ignored_signals() -> Vec<i32> {
+pub(crate) fn ignored_signals() -> Vec<i32> {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let mask = status.lines().find_map(|l| l.strip_prefix("SigIgn:")).and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok()).unwrap_or(0);
     (1..=64).filter(|n| mask & (1u64 << (n - 1)) != 0).collect()

@@ -26,8 +26,10 @@
 //!   write them, move the ref by compare-and-swap.
 //! - [`runtime`] runs agents: the `Runtime` trait and one module per runtime (in-process,
 //!   subprocess, claude, codex, docker, http/A2A), and the policy each compiles into its own
-//!   knobs or refuses. `ops::run` wraps every runtime in the same pull and push. Only
-//!   `runtime` (docker) runs an async executor.
+//!   knobs or refuses. `ops::run` wraps every runtime in the same pull and push. Every local
+//!   program (agent or test command) runs under `runtime::keeper`, the same binary started as
+//!   `git-clutch __keep`, so nothing it starts outlives it. Only `runtime` (docker) runs an
+//!   async executor.
 //! - [`cli`] parses arguments, prints, and maps errors to exit codes.
 //! - [`env`] is the one door for environment variables and the clock; [`interrupt`] the one
 //!   for signals, which interrupt a run instead of abandoning its agent.

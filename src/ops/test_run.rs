@@ -105,29 +105,20 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
     Ok(Tested { written: written.remove(0), commit, exit_code, passed })
 }
 
-/// Run the command in a process group of its own, its output passed on to our stderr (our
-/// stdout is for ids and JSON) and kept. It runs code an agent may have written, so it never
-/// gets the vault's key. A signal (see [`crate::interrupt`]) is passed on to the whole group
-/// as SIGTERM, so a test suite's own clean-up runs, then SIGKILL after a grace period; what
-/// the command left in its group goes with it when it ends, and so does what it started that
-/// left the group (see [`crate::runtime::process::reap`]). Being out of the terminal's
-/// foreground, a command that reads the terminal is stopped by the kernel: that is reported,
-/// not waited on.
+/// Run the command under a keeper (see [`crate::runtime::process::Kept`]), its output passed
+/// on to our stderr (our stdout is for ids and JSON) and kept. It runs code an agent may have
+/// written, so it never gets the vault's key. A signal (see [`crate::interrupt`]) is passed
+/// on to the command's whole group as SIGTERM, so a test suite's own clean-up runs, and the
+/// group is killed after a grace period; whatever the command started, in its group or not,
+/// ends with it. Being out of the terminal's foreground, a command that reads the terminal is
+/// stopped by the kernel: that is reported, not waited on.
 fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::ExitStatus, Vec<u8>)> {
-    use std::os::unix::process::CommandExt as _;
+    use crate::runtime::process::Kept;
+    use rustix::process::Signal;
     let mut program = Command::new(&command[0]);
-    let mark = crate::runtime::process::mark(&mut program);
-    let mut child = program
-        .args(&command[1..])
-        .current_dir(dir)
-        .env_remove("CLUTCH_SECRET_KEY")
-        .env_remove("CLUTCH_SECRET_KEY_FILE")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|err| Error::user(format!("cannot run '{}': {err}", command[0])))?;
+    program.args(&command[1..]).current_dir(dir).env_remove("CLUTCH_SECRET_KEY").env_remove("CLUTCH_SECRET_KEY_FILE");
+    let cannot_run = |err: std::io::Error| Error::user(format!("cannot run '{}': {err}", command[0]));
+    let mut kept = Kept::spawn(&program, false, true, Stdio::null()).map_err(cannot_run)?;
     let pass_on = |mut pipe: Box<dyn Read + Send>| {
         std::thread::spawn(move || {
             let mut kept = Vec::new();
@@ -142,61 +133,48 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
             kept
         })
     };
-    let out_thread = pass_on(Box::new(child.stdout.take().expect("piped")));
-    let err_thread = pass_on(Box::new(child.stderr.take().expect("piped")));
-    let leader = child.id();
-    let signal_group = |signal| crate::runtime::process::signal_group(leader, signal);
+    let out_thread = pass_on(Box::new(kept.child.stdout.take().expect("piped")));
+    let err_thread = pass_on(Box::new(kept.child.stderr.take().expect("piped")));
+    let grace = std::time::Duration::from_secs(5);
+    // When the command was asked to stop (SIGTERM), and when it was killed.
     let mut stopping: Option<std::time::Instant> = None;
-    let mut waiting_for_terminal = false;
-    let mut last_look = std::time::Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if crate::interrupt::interrupted().is_some() => {
-                match stopping {
-                    None => {
-                        signal_group(rustix::process::Signal::TERM);
-                        signal_group(rustix::process::Signal::CONT);
-                        stopping = Some(std::time::Instant::now());
-                    }
-                    Some(since) if since.elapsed() >= std::time::Duration::from_secs(5) => {
-                        signal_group(rustix::process::Signal::KILL);
-                        break child.wait();
-                    }
-                    Some(_) => {}
+    let mut killed: Option<std::time::Instant> = None;
+    loop {
+        match kept.child.try_wait() {
+            Ok(Some(_)) | Err(_) => break,
+            Ok(None) if crate::interrupt::interrupted().is_some() => match (stopping, killed) {
+                (None, _) => {
+                    kept.signal(Signal::TERM);
+                    kept.signal(Signal::CONT);
+                    stopping = Some(std::time::Instant::now());
                 }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            Ok(None)
-                if last_look.elapsed() >= std::time::Duration::from_millis(250) && {
-                    last_look = std::time::Instant::now();
-                    crate::runtime::process::group_stopped(leader)
-                } =>
-            {
-                waiting_for_terminal = true;
-                signal_group(rustix::process::Signal::KILL);
-                break child.wait();
-            }
-            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
-            Err(err) => break Err(err),
+                (Some(since), None) if since.elapsed() >= grace => {
+                    kept.kill();
+                    killed = Some(std::time::Instant::now());
+                }
+                (_, Some(since)) if since.elapsed() >= 3 * grace => {
+                    kept.force();
+                    break;
+                }
+                _ => {}
+            },
+            Ok(None) => {}
         }
-    };
-    // What the command left running in its group goes with it, so the pipes close.
-    signal_group(rustix::process::Signal::KILL);
-    crate::runtime::process::reap(child.id(), Some(&mark));
-    if waiting_for_terminal {
-        let _ = out_thread.join();
-        let _ = err_thread.join();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let ended = kept.finish().map_err(cannot_run);
+    let mut kept_output = out_thread.join().unwrap_or_default();
+    kept_output.extend(err_thread.join().unwrap_or_default());
+    let ended = ended?;
+    if ended.stopped_for_terminal {
         return Err(Error::user(format!(
             "'{}' stopped to read the terminal, which a test command does not get: nothing was recorded",
             command[0]
         ))
         .hint("make it run without a prompt (stdin is empty, and credentials must come from the environment or a file)"));
     }
-    let mut kept = out_thread.join().unwrap_or_default();
-    kept.extend(err_thread.join().unwrap_or_default());
-    let status = status.map_err(|err| Error::internal(format!("cannot wait for '{}': {err}", command[0])))?;
-    Ok((status, kept))
+    let status = ended.status.ok_or_else(|| Error::internal(format!("'{}' was killed with its keeper: no exit status", command[0])))?;
+    Ok((status, kept_output))
 }
 
 fn tail(output: &[u8]) -> Vec<u8> {

@@ -11,6 +11,7 @@ pub mod codex;
 pub mod docker;
 pub mod http;
 pub mod in_process;
+pub mod keeper;
 pub mod policy;
 pub mod process;
 pub mod subprocess;

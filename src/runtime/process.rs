@@ -1,11 +1,16 @@
-//! Running an agent program: stdin in, stdout and stderr kept, a time limit that kills the
-//! whole process group (kill(2) on the group the child leads), never a shell's `kill`.
+//! Running a program for clutch (an agent, a test command): stdin in, stdout and stderr kept,
+//! a time limit, and nothing left running afterwards.
 //!
-//! A process that leaves the group (`setsid`, a daemon's double fork) would outlive that kill.
-//! So clutch makes itself the child subreaper: such a process, once orphaned, becomes clutch's
-//! child instead of init's, and after the run [`reap`] kills and reaps every child of clutch
-//! that carries the run's mark in its environment ([`RUN_MARK`]) or is a dead member of the
-//! run's group. Parallel runs have other marks and groups, so each reaps only its own.
+//! Every program runs under a keeper ([`Kept`], [`super::keeper`]): a small process of
+//! clutch's own that is the program's parent and the child subreaper of everything the program
+//! starts. A process that leaves the program's group (`setsid`, a daemon's double fork), clears
+//! its environment or makes itself non-dumpable is still the keeper's once orphaned, and the
+//! keeper kills and reaps every one when the program ends, is killed, or clutch dies.
+//!
+//! Behind the keeper, clutch is a subreaper too: if a keeper is itself killed, what it kept
+//! comes to clutch, and [`reap`] kills and reaps every child of clutch that carries the run's
+//! mark in its environment ([`RUN_MARK`]). Parallel runs have other keepers and marks, so each
+//! reaps only its own.
 
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
@@ -100,21 +105,21 @@ pub fn run_agent(mut command: Command, job: &Job, pass: &[&str], input: &[u8], t
     Ok(finished)
 }
 
-/// Run `command` (its own process group) with `input` on stdin, for at most `timeout`.
-/// `Err` only when it cannot be started at all.
-pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
+/// Run `command` under a keeper (see [`Kept`]) with `input` on stdin, for at most `timeout`.
+/// The program gets exactly the environment set on `command`. `Err` only when it cannot be
+/// started at all.
+fn run(command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Finished> {
     let started = Instant::now();
-    let mark = mark(&mut command);
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn()?;
-    if let Some(mut stdin) = child.stdin.take() {
+    let mut kept = Kept::spawn(&command, true, false, Stdio::piped())?;
+    if let Some(mut stdin) = kept.child.stdin.take() {
         let input = input.to_vec();
         // A program that does not read its stdin must not block us: write from a thread.
         std::thread::spawn(move || {
             let _ = stdin.write_all(&input);
         });
     }
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
+    let mut stdout = kept.child.stdout.take().expect("piped");
+    let mut stderr = kept.child.stderr.take().expect("piped");
     let out_thread = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let _ = stdout.read_to_end(&mut buf);
@@ -126,38 +131,143 @@ pub fn run(mut command: Command, input: &[u8], timeout: Duration) -> std::io::Re
         buf
     });
     let mut timed_out = false;
-    let mut sweep = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if started.elapsed() >= timeout => {
-                timed_out = true;
-                kill_group(child.id());
-                let _ = child.kill();
-                break child.wait().ok();
-            }
-            Ok(None) if crate::interrupt::interrupted().is_some() => {
-                kill_group(child.id());
-                let _ = child.kill();
-                break child.wait().ok();
-            }
+    let mut killing: Option<Instant> = None;
+    loop {
+        match kept.child.try_wait() {
+            Ok(Some(_)) | Err(_) => break,
             Ok(None) => {
-                std::thread::sleep(Duration::from_millis(20));
-                if sweep.elapsed() >= Duration::from_secs(1) {
-                    reap_orphaned_zombies();
-                    sweep = Instant::now();
+                let over = started.elapsed() >= timeout;
+                match killing {
+                    None if over || crate::interrupt::interrupted().is_some() => {
+                        timed_out = over;
+                        kept.kill();
+                        killing = Some(Instant::now());
+                    }
+                    Some(since) if since.elapsed() >= KEEPER_GRACE => {
+                        kept.force();
+                        break;
+                    }
+                    _ => {}
                 }
+                std::thread::sleep(Duration::from_millis(20));
             }
-            Err(_) => break None,
         }
-    };
-    // Children the program left behind in its group die with it too, and so do those that
-    // left the group, so the pipes close.
-    kill_group(child.id());
-    reap(child.id(), Some(&mark));
+    }
+    let ended = kept.finish();
     let stdout = out_thread.join().unwrap_or_default();
     let stderr = err_thread.join().unwrap_or_default();
-    Ok(Finished { status, stdout, stderr, timed_out, elapsed: started.elapsed() })
+    let ended = ended?;
+    Ok(Finished { status: ended.status, stdout, stderr, timed_out, elapsed: started.elapsed() })
+}
+
+/// How long a keeper may take to kill and sweep its run once asked, before clutch kills the
+/// keeper itself and sweeps in its place.
+const KEEPER_GRACE: Duration = Duration::from_secs(15);
+
+/// A program running under a keeper ([`super::keeper`]): clutch's child is the keeper, the
+/// program is the keeper's child, in a process group of its own, and whatever it orphans goes
+/// to the keeper, which kills and reaps it all when the program ends. Signals go to the
+/// keeper, which passes them on.
+pub struct Kept {
+    /// The keeper. Its stdin, stdout and stderr are the program's.
+    pub child: std::process::Child,
+    report: std::path::PathBuf,
+    mark: String,
+}
+
+/// How a kept program ended.
+#[derive(Debug)]
+pub struct Ended {
+    /// None when it was killed with its keeper (see [`Kept::force`]).
+    pub status: Option<ExitStatus>,
+    /// Its group stopped to read the terminal and was killed (with `watch_terminal`).
+    pub stopped_for_terminal: bool,
+}
+
+impl Kept {
+    /// Start the program `command` describes (program, arguments, directory, the variables set
+    /// or removed on it; with `clear_env` nothing else of clutch's environment) under a
+    /// keeper, stdout and stderr piped. With `watch_terminal` a program that stops to read
+    /// the terminal is killed and [`Ended::stopped_for_terminal`].
+    pub fn spawn(command: &Command, clear_env: bool, watch_terminal: bool, stdin: Stdio) -> std::io::Result<Kept> {
+        let exe = std::env::current_exe()?;
+        let mut keeper = Command::new(exe);
+        let mark = mark(&mut keeper);
+        let report = std::env::temp_dir().join(format!("clutch-keep-{mark}"));
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&report).map_err(|err| {
+                std::io::Error::new(err.kind(), format!("cannot make the keeper's report file {}: {err}", report.display()))
+            })?;
+        }
+        keeper
+            .arg(super::keeper::ENTRY)
+            .arg(&report)
+            .arg(if watch_terminal { "tty" } else { "-" })
+            .arg(std::process::id().to_string())
+            .arg(command.get_program())
+            .args(command.get_args());
+        if clear_env {
+            keeper.env_clear();
+            keeper.env(RUN_MARK, &mark);
+        }
+        for (name, value) in command.get_envs() {
+            match value {
+                Some(value) => keeper.env(name, value),
+                None => keeper.env_remove(name),
+            };
+        }
+        if let Some(dir) = command.get_current_dir() {
+            keeper.current_dir(dir);
+        }
+        match keeper.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn() {
+            Ok(child) => Ok(Kept { child, report, mark }),
+            Err(err) => {
+                let _ = std::fs::remove_file(&report);
+                Err(err)
+            }
+        }
+    }
+
+    /// Pass `signal` on to the program's group (SIGTERM, SIGINT, SIGHUP or SIGCONT).
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        if let Some(keeper) = i32::try_from(self.child.id()).ok().and_then(rustix::process::Pid::from_raw) {
+            let _ = rustix::process::kill_process(keeper, signal);
+        }
+    }
+
+    /// Ask the keeper to kill the program and everything it started, now.
+    pub fn kill(&self) {
+        self.signal(rustix::process::Signal::USR1);
+    }
+
+    /// The keeper did not end after [`Kept::kill`]: kill it, and sweep its run in its place
+    /// (what it orphaned comes to clutch, marked).
+    pub fn force(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// After the keeper has ended: how the program ended. `Err` when it could not be started.
+    pub fn finish(mut self) -> std::io::Result<Ended> {
+        let keeper_status = self.child.wait().ok();
+        // Normally the keeper swept the run; after [`Kept::force`], or if the keeper itself
+        // was killed, its orphans came to clutch and carry the run's mark.
+        reap(self.child.id(), Some(&self.mark));
+        let report = std::fs::read_to_string(&self.report).ok().and_then(|text| super::keeper::Report::decode(&text));
+        let _ = std::fs::remove_file(&self.report);
+        use std::os::unix::process::ExitStatusExt as _;
+        match report {
+            Some(super::keeper::Report::NotStarted(errno)) => Err(std::io::Error::from_raw_os_error(errno)),
+            Some(super::keeper::Report::Ended(raw)) => Ok(Ended { status: Some(ExitStatus::from_raw(raw)), stopped_for_terminal: false }),
+            Some(super::keeper::Report::StoppedForTerminal) => Ok(Ended { status: None, stopped_for_terminal: true }),
+            // The keeper was killed before it could report (or could not start).
+            None if keeper_status.is_some_and(|s| s.code() == Some(2)) => {
+                Err(std::io::Error::other("clutch's keeper process refused its arguments"))
+            }
+            None => Ok(Ended { status: None, stopped_for_terminal: false }),
+        }
+    }
 }
 
 /// The variable that marks every process of one agent run: inherited by whatever the agent
@@ -166,7 +276,7 @@ pub const RUN_MARK: &str = "AGENT_RUN_MARK";
 
 /// Give `command` a fresh run mark (see [`reap`]) and make clutch the subreaper that will
 /// receive whatever it orphans. Returns the mark.
-pub fn mark(command: &mut Command) -> String {
+fn mark(command: &mut Command) -> String {
     become_subreaper();
     let mut bytes = [0u8; 8];
     let _ = getrandom::getrandom(&mut bytes);
@@ -184,10 +294,10 @@ fn become_subreaper() {
 }
 
 /// A process, as `/proc/PID/stat` describes it.
-struct ProcStat {
-    pid: i32,
+pub(super) struct ProcStat {
+    pub(super) pid: i32,
     /// `R`, `S`, `D`, `T` (stopped), `Z` (zombie), …
-    state: String,
+    pub(super) state: String,
     ppid: i32,
     pgrp: i32,
     session: i32,
@@ -213,23 +323,27 @@ fn processes() -> Vec<ProcStat> {
         .collect()
 }
 
-/// clutch itself, numbered as /proc numbers the others. Its session may be 0: a session led
-/// from outside clutch's pid namespace (a container, `unshare --pid --fork`), which
-/// getsid(2) reports as 0 too.
+/// This process, as /proc describes it; None when /proc numbers processes in another pid
+/// namespace than ours (a /proc mounted from outside a container), where a pid read there
+/// would name another process to kill(2). Its session may be 0: a session led from outside
+/// our pid namespace (a container, `unshare --pid --fork`), which getsid(2) reports as 0 too.
 fn me() -> Option<ProcStat> {
-    stat("self")
+    stat("self").filter(|me| me.pid == rustix::process::getpid().as_raw_nonzero().get())
 }
 
-/// Every child of clutch now.
-fn children() -> Vec<ProcStat> {
+/// Every child of this process now.
+pub(super) fn children() -> Vec<ProcStat> {
     let Some(me) = me() else { return Vec::new() };
     processes().into_iter().filter(|p| p.ppid == me.pid).collect()
 }
 
 /// Whether a process of the group `leader` leads is stopped (state `T`): for a group out of
 /// the terminal's foreground, the kernel's answer to reading the terminal (SIGTTIN, SIGTTOU).
-pub fn group_stopped(leader: u32) -> bool {
+pub(super) fn group_stopped(leader: u32) -> bool {
     let leader = leader as i32;
+    if me().is_none() {
+        return false;
+    }
     processes().iter().any(|p| p.pgrp == leader && p.state == "T")
 }
 
@@ -250,7 +364,7 @@ fn reap_orphaned_zombies() {
 /// processes that carry the run's mark (those that left the group). Rounds until none is left
 /// (a killed process's own children come to clutch in turn), bounded in time: a process that
 /// cannot be killed (another user's, or stuck in the kernel) is left, not waited for.
-pub fn reap(leader: u32, mark: Option<&str>) {
+fn reap(leader: u32, mark: Option<&str>) {
     let needle = mark.map(|m| format!("{RUN_MARK}={m}\0").into_bytes());
     let leader = leader as i32;
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -278,16 +392,4 @@ pub fn reap(leader: u32, mark: Option<&str>) {
         std::thread::sleep(Duration::from_millis(10));
     }
     reap_orphaned_zombies();
-}
-
-/// SIGKILL to the process group `leader` leads.
-fn kill_group(leader: u32) {
-    signal_group(leader, rustix::process::Signal::KILL);
-}
-
-/// `signal` to the process group `leader` leads (kill(2) with -pgid, never a shell's `kill`).
-pub fn signal_group(leader: u32, signal: rustix::process::Signal) {
-    if let Some(group) = i32::try_from(leader).ok().and_then(rustix::process::Pid::from_raw) {
-        let _ = rustix::process::kill_process_group(group, signal);
-    }
 }

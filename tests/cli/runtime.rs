@@ -896,9 +896,10 @@ fn runtime_a_signal_ignored_from_the_start_stays_ignored() {
 
 #[test]
 fn runtime_processes_that_leave_the_agents_group_do_not_outlive_the_run() {
-    // Two daemons made with setsid (a session and group of their own, out of reach of a kill
-    // of the agent's group): one still holding the run's stdout, one detached from it. The run
-    // ends when the agent does, and neither outlives it.
+    // Three daemons made with setsid (a session and group of their own, out of reach of a kill
+    // of the agent's group): one still holding the run's stdout, one detached from it, and one
+    // that also cleared its environment, so nothing in it says which run it came from. The run
+    // ends when the agent does, and none outlives it.
     let (env, _main) = org();
     let pids = env.root.join("pids");
     let command = script(
@@ -906,8 +907,9 @@ fn runtime_processes_that_leave_the_agents_group_do_not_outlive_the_run() {
         "agent",
         &format!(
             "setsid sh -c 'echo $$ >> {p}; exec sleep 300' &\nsetsid sh -c 'echo $$ >> {p}; exec sleep 300' >/dev/null 2>&1 </dev/null &\n\
-             while [ \"$(wc -l < {p} 2>/dev/null)\" -lt 2 ]; do sleep 0.1; done\necho done > done.txt\n\
-             echo '{{\"summary\": \"left two daemons behind\"}}'\n",
+             setsid env -i /bin/sh -c 'echo $$ >> {p}; exec sleep 300' >/dev/null 2>&1 </dev/null &\n\
+             while [ \"$(wc -l < {p} 2>/dev/null)\" -lt 3 ]; do sleep 0.1; done\necho done > done.txt\n\
+             echo '{{\"summary\": \"left three daemons behind\"}}'\n",
             p = pids.display()
         ),
     );
@@ -917,12 +919,71 @@ fn runtime_processes_that_leave_the_agents_group_do_not_outlive_the_run() {
     let recorded: Vec<u32> = std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect();
     let _reaper = Reaper { env: &env, pids: recorded.clone() };
     let report = out.success().json();
-    assert_eq!((&report["status"], &report["summary"]), (&"succeeded".into(), &"left two daemons behind".into()), "{report}");
-    assert_eq!(recorded.len(), 2, "both daemons started: {recorded:?}");
+    assert_eq!((&report["status"], &report["summary"]), (&"succeeded".into(), &"left three daemons behind".into()), "{report}");
+    assert_eq!(recorded.len(), 3, "all three daemons started: {recorded:?}");
     for pid in &recorded {
         assert!(!running(&env, *pid), "daemon {pid} did not outlive the run");
         assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists(), "daemon {pid} was reaped, not left a zombie");
     }
+}
+
+#[test]
+fn runtime_a_clutch_killed_with_sigkill_leaves_no_agent_running() {
+    // SIGKILL gives clutch no chance to clean up. The agent's keeper has clutch's death as its
+    // signal: it kills the agent, and the daemon the agent started, on its own.
+    let (env, _main) = org();
+    let pids = env.root.join("pids");
+    let command = script(
+        &env,
+        "agent",
+        &format!(
+            "echo $$ >> {p}\nsetsid env -i /bin/sh -c 'echo $$ >> {p}; exec sleep 300' >/dev/null 2>&1 </dev/null &\nexec sleep 300\n",
+            p = pids.display()
+        ),
+    );
+    subprocess_agent(&env, "kim", &command, &["timeout_s=600"]);
+    let task = assigned_task(&env, "Run until killed", "kim");
+    let mut clutch = env
+        .command(CLUTCH)
+        .args(["run", &task])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start clutch");
+    let recorded =
+        || -> Vec<u32> { std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while recorded().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The keeper is clutch's child: `git-clutch __keep REPORT …`.
+    let keeper: Vec<String> = std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| c.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect::<Vec<_>>())
+        .find(|args| args.get(1).is_some_and(|a| a == "__keep") && args.get(4).is_some_and(|p| *p == clutch.id().to_string()))
+        .expect("clutch runs the agent under a keeper");
+    let report = PathBuf::from(&keeper[2]);
+    assert!(report.exists(), "the keeper's report file is there while it runs: {keeper:?}");
+    clutch.kill().expect("SIGKILL clutch");
+    clutch.wait().expect("reap clutch");
+    let recorded = recorded();
+    let _reaper = Reaper { env: &env, pids: recorded.clone() };
+    assert_eq!(recorded.len(), 2, "the agent and its daemon started: {recorded:?}");
+    // The keeper works on its own now; give it time to finish (no figure is asserted).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while recorded.iter().any(|pid| running(&env, *pid)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    for pid in &recorded {
+        assert!(!running(&env, *pid), "process {pid} did not outlive clutch");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while report.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!report.exists(), "the keeper removed its report file {}, which nobody will read", report.display());
 }
 
 #[test]

@@ -1,0 +1,192 @@
+//! The keeper: a small process of clutch's own between clutch and every program it runs (an
+//! agent, a test command), so that nothing the program starts outlives it.
+//!
+//! clutch starts `git-clutch __keep REPORT WATCH PARENT PROGRAM ARGS…` (see
+//! [`super::process::Kept`]). The keeper makes itself the child subreaper and starts the
+//! program in a process group of its own. Whatever the program orphans — a `setsid` daemon, a
+//! double fork, a process that cleared its environment or made itself non-dumpable — is
+//! reparented to the keeper, not to init and not to clutch. When the program's leader ends (or
+//! clutch asks, or clutch dies), the keeper kills the program's group, then kills and reaps
+//! every child it has until none is left, writes how the program ended to REPORT, and exits.
+//!
+//! Signals: SIGTERM, SIGINT, SIGHUP and SIGCONT sent to the keeper are passed on to the
+//! program's group (a test suite's own clean-up runs); SIGUSR1 means "kill the run now"; and
+//! SIGUSR1 is also the keeper's parent-death signal, so a clutch killed with SIGKILL leaves
+//! nothing running. A signal the keeper was started ignoring stays ignored for the program.
+//! With WATCH `tty`, a group stopped for reading the terminal is killed and reported.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::process::{Pid, Signal, WaitOptions};
+
+/// The name clutch starts the keeper by: `git-clutch __keep …`.
+pub const ENTRY: &str = "__keep";
+
+/// How a kept program ended, as the keeper reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// The program could not be started: the OS error number.
+    NotStarted(i32),
+    /// It ended with this raw wait status.
+    Ended(i32),
+    /// Its group stopped to read the terminal and was killed.
+    StoppedForTerminal,
+}
+
+impl Report {
+    pub fn encode(self) -> String {
+        match self {
+            Report::NotStarted(errno) => format!("not-started {errno}\n"),
+            Report::Ended(raw) => format!("ended {raw}\n"),
+            Report::StoppedForTerminal => "stopped-for-terminal\n".to_string(),
+        }
+    }
+
+    pub fn decode(text: &str) -> Option<Report> {
+        let line = text.lines().next()?;
+        let (kind, value) = line.split_once(' ').unwrap_or((line, ""));
+        match kind {
+            "not-started" => value.parse().ok().map(Report::NotStarted),
+            "ended" => value.parse().ok().map(Report::Ended),
+            "stopped-for-terminal" => Some(Report::StoppedForTerminal),
+            _ => None,
+        }
+    }
+}
+
+/// The keeper's `main`: `args` are what follows `__keep`. Returns the exit code.
+pub fn main(args: &[std::ffi::OsString]) -> i32 {
+    let [report, watch, parent, program, rest @ ..] = args else {
+        eprintln!("git-clutch {ENTRY}: clutch's internal keeper, not a command (REPORT WATCH PARENT PROGRAM ARGS…)");
+        return 2;
+    };
+    let parent: Option<i32> = parent.to_str().and_then(|p| p.parse().ok());
+    let watch_terminal = watch == "tty";
+
+    let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    let kill_now = Arc::new(AtomicBool::new(false));
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::USR1));
+    // clutch may have died before that took effect.
+    if parent.is_some_and(|p| rustix::process::getppid().map(|pp| pp.as_raw_nonzero().get()) != Some(p)) {
+        let _ = std::fs::remove_file(report);
+        return 1;
+    }
+    let ignored = crate::interrupt::ignored_signals();
+    let mut forwarded = Vec::new();
+    for signal in [Signal::TERM, Signal::INT, Signal::HUP, Signal::CONT] {
+        if ignored.contains(&signal.as_raw()) {
+            continue;
+        }
+        let flag = Arc::new(AtomicBool::new(false));
+        if signal_hook::flag::register(signal.as_raw(), flag.clone()).is_ok() {
+            forwarded.push((signal, flag));
+        }
+    }
+    let _ = signal_hook::flag::register(Signal::USR1.as_raw(), kill_now.clone());
+
+    use std::os::unix::process::CommandExt as _;
+    let child = match Command::new(program).args(rest).process_group(0).spawn() {
+        Ok(child) => child,
+        Err(err) => return write_report(report, Report::NotStarted(err.raw_os_error().unwrap_or(0))),
+    };
+    let Some(leader) = i32::try_from(child.id()).ok().and_then(Pid::from_raw) else {
+        return write_report(report, Report::NotStarted(0));
+    };
+    drop(child);
+
+    let mut ended = None;
+    let mut stopped = false;
+    let mut last_look = Instant::now();
+    while ended.is_none() {
+        for (signal, flag) in &forwarded {
+            if flag.swap(false, Ordering::SeqCst) {
+                let _ = rustix::process::kill_process_group(leader, *signal);
+            }
+        }
+        if kill_now.load(Ordering::SeqCst) {
+            let _ = rustix::process::kill_process_group(leader, Signal::KILL);
+        }
+        // Every dead child is reaped here, the program's leader among them.
+        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
+            if pid == leader {
+                ended = Some(status.as_raw());
+            }
+        }
+        if ended.is_none() && watch_terminal && last_look.elapsed() >= Duration::from_millis(250) {
+            last_look = Instant::now();
+            if super::process::group_stopped(leader.as_raw_nonzero().get() as u32) {
+                stopped = true;
+                let _ = rustix::process::kill_process_group(leader, Signal::KILL);
+            }
+        }
+        if ended.is_none() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = rustix::process::kill_process_group(leader, Signal::KILL);
+    sweep();
+    if parent.is_some_and(|p| rustix::process::getppid().map(|pp| pp.as_raw_nonzero().get()) != Some(p)) {
+        // clutch is gone: nobody will read the report, so leave no file behind.
+        let _ = std::fs::remove_file(report);
+        return 1;
+    }
+    let outcome = if stopped { Report::StoppedForTerminal } else { Report::Ended(ended.unwrap_or(0)) };
+    write_report(report, outcome)
+}
+
+/// Kill and reap every child of the keeper (the orphans that came to it) until it has none;
+/// a killed process's own children come to the keeper in turn. Bounded: a process that cannot
+/// be killed (stuck in the kernel) is left rather than waited on forever.
+fn sweep() {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        loop {
+            match rustix::process::wait(WaitOptions::NOHANG) {
+                Ok(Some(_)) => continue,
+                Ok(None) => break,
+                // No child at all: done.
+                Err(_) => return,
+            }
+        }
+        for child in super::process::children() {
+            if child.state != "Z" {
+                if let Some(pid) = Pid::from_raw(child.pid) {
+                    let _ = rustix::process::kill_process(pid, Signal::KILL);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn write_report(path: &std::ffi::OsStr, report: Report) -> i32 {
+    // The file exists (clutch made it, 0600); the keeper only fills it.
+    match std::fs::OpenOptions::new().write(true).truncate(true).open(path) {
+        Ok(mut file) => {
+            use std::io::Write as _;
+            if file.write_all(report.encode().as_bytes()).is_ok() {
+                return 0;
+            }
+            1
+        }
+        Err(_) => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Report;
+
+    #[test]
+    fn reports_round_trip() {
+        for report in [Report::NotStarted(2), Report::Ended(0), Report::Ended(9), Report::Ended(256 * 127), Report::StoppedForTerminal] {
+            assert_eq!(Report::decode(&report.encode()), Some(report));
+        }
+        assert_eq!(Report::decode(""), None);
+        assert_eq!(Report::decode("ended x\n"), None);
+        assert_eq!(Report::decode("what\n"), None);
+    }
+}
