@@ -300,6 +300,12 @@ impl Session<'_> {
             Ok(result) => result,
             Err(Failure::TimedOut) => return self.timed_out(None),
             Err(Failure::Said(why)) => return Outcome::failed(why),
+            Err(Failure::Interrupted(signal)) => {
+                return Outcome::failed(format!(
+                    "interrupted by {} while the agent held the request that sent the task: it may still run it",
+                    signal.name
+                ))
+            }
         };
         let mut task = match classify(&result) {
             Some(Reply::Message(message)) => return self.finish(&[], &message, None, "completed"),
@@ -340,6 +346,10 @@ impl Session<'_> {
                     }
                 }
                 Err(Failure::TimedOut) => return self.timed_out(Some(&id)),
+                Err(Failure::Interrupted(signal)) => {
+                    let cancelled = self.cancel(&id);
+                    return Outcome::failed(format!("interrupted by {} while the agent's task {id} ran: clutch {cancelled}", signal.name));
+                }
                 // A blip while polling is retried; a remote that keeps failing ends the run.
                 Err(Failure::Said(why)) => {
                     errors += 1;
@@ -443,6 +453,7 @@ impl Session<'_> {
             Ok(_) => "cancelled it".to_string(),
             Err(Failure::Said(why)) => format!("could not cancel it ({why})"),
             Err(Failure::TimedOut) => "could not cancel it (no answer)".to_string(),
+            Err(Failure::Interrupted(_)) => "could not cancel it (interrupted)".to_string(),
         }
     }
 
@@ -488,7 +499,11 @@ impl Session<'_> {
         }
     }
 
-    /// One JSON-RPC call; its `result`, or a one-line failure.
+    /// One JSON-RPC call; its `result`, or a one-line failure. The exchange runs on a thread
+    /// of its own, so that a signal (see [`crate::interrupt`]) ends the wait at once instead of
+    /// when an agent that holds the request finally answers: the call then fails with
+    /// [`Failure::Interrupted`], and its thread is left to end at its own timeout. Calls made
+    /// after the interrupt (cancelling the task) still run to their end.
     fn call(&mut self, method: &str, params: Value, timeout: Duration) -> Result<Value, Failure> {
         let id = self.next_id;
         self.next_id += 1;
@@ -503,9 +518,31 @@ impl Session<'_> {
         if let Some(token) = &self.settings.token {
             builder = builder.header("Authorization", format!("Bearer {token}"));
         }
-        let sent = builder.send(body.as_bytes());
-        let mut response = match sent {
-            Ok(response) => response,
+        let interruptible = crate::interrupt::interrupted().is_none();
+        let (sender, answer) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let exchanged = builder.send(body.as_bytes()).map(|mut response| {
+                let status = response.status().as_u16();
+                (status, response.body_mut().with_config().limit(MAX_BODY).read_to_string())
+            });
+            let _ = sender.send(exchanged);
+        });
+        let exchanged = loop {
+            match answer.recv_timeout(Duration::from_millis(50)) {
+                Ok(exchanged) => break exchanged,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(signal) = crate::interrupt::interrupted().filter(|_| interruptible) {
+                        self.log(&request, &json!({"error": format!("interrupted by {}", signal.name)}));
+                        return Err(Failure::Interrupted(signal));
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(Failure::Said(format!("the request to {url} ended without an answer")))
+                }
+            }
+        };
+        let (status, read) = match exchanged {
+            Ok(answer) => answer,
             Err(ureq::Error::Timeout(_)) => {
                 self.log(&request, &json!({"error": "timed out"}));
                 return Err(Failure::TimedOut);
@@ -516,8 +553,7 @@ impl Session<'_> {
                 return Err(Failure::Said(why));
             }
         };
-        let status = response.status().as_u16();
-        let text = match response.body_mut().with_config().limit(MAX_BODY).read_to_string() {
+        let text = match read {
             Ok(text) => text,
             Err(ureq::Error::Timeout(_)) => return Err(Failure::TimedOut),
             Err(err) => return Err(Failure::Said(format!("cannot read the agent's answer to {method}: {}", one_line(&err.to_string())))),
@@ -561,6 +597,8 @@ impl Session<'_> {
 enum Failure {
     TimedOut,
     Said(String),
+    /// A signal came while the call waited for its answer.
+    Interrupted(crate::interrupt::Interrupt),
 }
 
 fn snippet(text: &str) -> String {

@@ -114,7 +114,7 @@ class ClutchTestExecutor(AgentExecutor):
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", default="work", choices=["work", "fail", "hang", "hostile", "input", "symlink"])
+    parser.add_argument("--mode", default="work", choices=["work", "fail", "hang", "hostile", "input", "symlink", "hold"])
     parser.add_argument("--log", required=True)
     parser.add_argument("--v03", action="store_true", help="advertise and serve A2A 0.3 as well")
     args = parser.parse_args()
@@ -164,6 +164,9 @@ def main() -> None:
             log.write(json.dumps(entry) + "\n")
         if not ok:
             return JSONResponse({"error": "unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
+        if args.mode == "hold" and isinstance(parsed, dict) and parsed.get("method") in ("SendMessage", "message/send"):
+            # An agent that ignores returnImmediately and keeps the request open.
+            await asyncio.sleep(3600)
         return await call_next(request)
 
     app.add_middleware(BaseHTTPMiddleware, dispatch=check_and_log)

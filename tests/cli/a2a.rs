@@ -3,7 +3,7 @@
 //! store), on 127.0.0.1. Nothing leaves the machine.
 //!
 //! Each test starts its own server (port 0, a request log in the test's temporary directory)
-//! in one mode (work, fail, hang, hostile, input, symlink), adds an agent from its card, runs
+//! in one mode (work, fail, hang, hostile, input, symlink, hold), adds an agent from its card, runs
 //! `git clutch run`, and checks what clutch recorded against what the server logged: the files
 //! committed on `clutch/<agent>/<task>`, the PR, RUN_STARTED / RUN_FINISHED and the cost the agent
 //! reported, and on failure that nothing was committed and nothing was written outside the
@@ -396,6 +396,81 @@ fn a2a_agent_that_never_finishes_times_out_and_its_task_is_cancelled() {
     assert_eq!(cancels.len(), 1, "the agent's task was cancelled: {:?}", server.methods());
     let sent = server.calls().into_iter().find(|c| c["body"]["method"] == "GetTask").expect("the task was polled");
     assert_eq!(cancels[0]["body"]["params"]["id"], sent["body"]["params"]["id"], "the task it followed is the one cancelled");
+}
+
+/// `git clutch run TASK --agent jo` in the background until `ready` holds of the server, then
+/// `signal` to it; how it ended (by which signal) and its stderr.
+fn interrupted_run(
+    env: &TestEnv,
+    server: &A2aServer,
+    task: &str,
+    signal: rustix::process::Signal,
+    ready: impl Fn(&A2aServer) -> bool,
+) -> (Option<i32>, CommandOutput) {
+    let mut child = env
+        .command(crate::common::CLUTCH)
+        .args(["run", task, "--agent", "jo"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start git-clutch");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready(server) && std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(ready(server), "the agent was reached: {:?}", server.methods());
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
+    rustix::process::kill_process(pid, signal).expect("signal git-clutch");
+    // The run's timeout is 120 s: ending well before it shows the signal was heard.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = child.try_wait().ok().flatten() else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("git-clutch did not end on {signal:?} while the agent was busy");
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr).expect("read stderr");
+    use std::os::unix::process::ExitStatusExt as _;
+    (status.signal(), CommandOutput { stdout: String::new(), stderr, status: status.code().unwrap_or(-1) })
+}
+
+#[test]
+fn a2a_a_signal_while_the_agent_holds_the_request_ends_the_run_at_once() {
+    // An agent that ignores returnImmediately and keeps SendMessage open: Ctrl-C still ends the
+    // run now, not when the agent answers or the run's time is up.
+    let (env, main) = org();
+    let server = A2aServer::start(&env, "hold", false, None);
+    add_a2a(&env, "jo", "junior", &server.base(), &["timeout_s=120"]);
+    let task = assigned_task(&env, "Held", "jo");
+    let (signal, out) =
+        interrupted_run(&env, &server, &task, rustix::process::Signal::INT, |s| s.methods().iter().any(|m| m == "SendMessage"));
+    assert_eq!(signal, Some(2), "git-clutch ended itself by SIGINT:\n{out}");
+    assert!(error_line(&out).contains("interrupted by SIGINT while the agent held the request"), "{out}");
+    let run = failed_run_id(&out);
+    let end = assert_nothing_committed(&env, "jo", &task, &main, &run);
+    assert_eq!(end.payload()["status"], "failed", "{}", end.event);
+}
+
+#[test]
+fn a2a_a_signal_while_the_task_runs_cancels_it() {
+    let (env, main) = org();
+    let server = A2aServer::start(&env, "hang", false, None);
+    add_a2a(&env, "jo", "junior", &server.base(), &["timeout_s=120"]);
+    let task = assigned_task(&env, "Interrupted", "jo");
+    let (signal, out) =
+        interrupted_run(&env, &server, &task, rustix::process::Signal::TERM, |s| s.methods().iter().any(|m| m == "GetTask"));
+    assert_eq!(signal, Some(15), "git-clutch ended itself by SIGTERM:\n{out}");
+    assert!(error_line(&out).contains("interrupted by SIGTERM while the agent's task"), "{out}");
+    assert!(error_line(&out).contains("clutch cancelled it"), "{out}");
+    let run = failed_run_id(&out);
+    assert_eq!(assert_nothing_committed(&env, "jo", &task, &main, &run).payload()["status"], "failed");
+    let cancels: Vec<Value> = server.calls().into_iter().filter(|c| c["body"]["method"] == "CancelTask").collect();
+    assert_eq!(cancels.len(), 1, "the agent's task was cancelled: {:?}", server.methods());
+    let polled = server.calls().into_iter().find(|c| c["body"]["method"] == "GetTask").expect("the task was polled");
+    assert_eq!(cancels[0]["body"]["params"]["id"], polled["body"]["params"]["id"], "the task it followed is the one cancelled");
 }
 
 #[test]
