@@ -9,6 +9,8 @@ use super::Out;
 ///
 /// Policy knobs: required_approvals=N (Senior approvals a Junior's PR needs, default 1),
 /// require_tests=true|false (a passing TEST_RUN on the head, default false),
+/// tests_by=anyone|reviewers (whose TEST_RUN counts: anyone's, or only a Senior's or the CEO's
+/// other than the PR's author; default anyone),
 /// merge_mode=merge|ff (default merge), protected_branches=main,release (default main).
 #[derive(Debug, clap::Args)]
 pub struct Args {

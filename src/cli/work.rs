@@ -38,9 +38,10 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         return out.json(&report);
     }
     out.line(format!(
-        "{} runs, {} merges{}",
+        "{} runs, {} merges{}{}",
         report.runs.len(),
         report.merged.len(),
-        if report.errors.is_empty() { String::new() } else { format!(", {} problems", report.errors.len()) }
+        if report.errors.is_empty() { String::new() } else { format!(", {} problems", report.errors.len()) },
+        if report.waiting.is_empty() { String::new() } else { format!(", {} PRs waiting", report.waiting.len()) }
     ))
 }

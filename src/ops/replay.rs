@@ -38,7 +38,7 @@ pub const CACHE_LAG: u64 = 16;
 const CACHE_FILE: &str = "state.bin";
 /// Bump when the reducer's rules or the state's shape change: older caches are then ignored.
 /// The cache is postcard (binary): a warm read of a large org is bounded by decoding it.
-const CACHE_VERSION: u32 = 2;
+const CACHE_VERSION: u32 = 3;
 
 /// [`Cache`] by reference, for writing without a copy of the state (same fields, same order).
 #[derive(serde::Serialize)]

@@ -10,7 +10,7 @@
 use crate::event::{Cost, Payload, RunFinished, RunPurpose, RunRefused, RunStarted, RunStatus, SecretRef, TaskStatus, Verdict};
 use crate::runtime::{self, Job, Outcome, TaskBrief};
 use crate::sign::PublicKey;
-use crate::state::{PrStatus, State};
+use crate::state::{PrStatus, State, TestsBy};
 use crate::store::ObjectId;
 use crate::vault::Vault;
 use crate::{Error, Result};
@@ -557,6 +557,20 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         let reviewed = pr::review(ctx, agent, &pr.id, *v, body, Cost::default())?;
         verdict = Some(if reviewed.downgraded { Verdict::Comment } else { *v });
     }
+    // When only a reviewer's tests count (policy tests_by=reviewers), an approving reviewer
+    // with a test_command runs it on the head it approved.
+    let mut tests_passed = None;
+    let policy = &state.governance.policy;
+    let test = def.settings.get("test_command").filter(|_| crate::interrupt::interrupted().is_none());
+    if let (true, TestsBy::Reviewers, Some(Verdict::Approve), Some(test)) = (policy.require_tests, policy.tests_by, verdict, test) {
+        let command = vec!["sh".to_string(), "-c".to_string(), test.clone()];
+        let run = test_run::Run { task: None, pr: Some(&pr.id), command: &command, cost: Cost::default() };
+        match test_run::run(ctx, agent, &run) {
+            Ok(tested) => tests_passed = Some(tested.passed),
+            Err(_) if crate::interrupt::interrupted().is_some() => {}
+            Err(err) => return Err(err),
+        }
+    }
     let state = ctx.load()?.state;
     finish(ctx, agent, &state, &pr.task, &run_id, &outcome, None)?;
     Ok(RunReport {
@@ -569,7 +583,7 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
         commit: None,
         pr: Some(pr.id.clone()),
         verdict,
-        tests_passed: None,
+        tests_passed,
     })
 }
 

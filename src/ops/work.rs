@@ -33,6 +33,8 @@ pub struct WorkReport {
     pub runs: Vec<RunReport>,
     pub merged: Vec<(String, String)>,
     pub errors: Vec<String>,
+    /// Open PRs left when work stopped, each with what its merge still waits for.
+    pub waiting: Vec<(String, String)>,
 }
 
 fn automated(state: &State, role: &[Role], program: &str) -> Vec<String> {
@@ -83,6 +85,10 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
 
         let actions = plan(&state, &reviewers, &failures, parallel);
         if actions.is_empty() {
+            report.waiting = waiting(&state, &reviewers);
+            for (pr, why) in &report.waiting {
+                say(&format!("{pr} waits: {why}"));
+            }
             break;
         }
         let place = ctx.place();
@@ -150,6 +156,24 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
         }
     }
     Ok(report)
+}
+
+/// The open PRs nobody here can merge now, and why: the unmet conditions of the gate as the
+/// first automated reviewer who is not the author would meet it.
+fn waiting(state: &State, reviewers: &[String]) -> Vec<(String, String)> {
+    state
+        .governance
+        .prs
+        .values()
+        .filter(|p| p.status == PrStatus::Open)
+        .map(|p| {
+            let why = match reviewers.iter().find(|r| **r != p.author) {
+                Some(merger) => evaluate_gate(state, p, merger).unmet.join("; "),
+                None => "no automated senior or ceo other than its author to review and merge it".to_string(),
+            };
+            (p.id.clone(), why)
+        })
+        .collect()
 }
 
 fn key(action: &Action) -> String {

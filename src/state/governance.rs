@@ -76,6 +76,27 @@ pub struct TestRecord {
     pub event: String,
 }
 
+/// Whose passing TEST_RUN satisfies `require_tests`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestsBy {
+    /// Anyone's, the PR's author included: the author vouches for its own head.
+    #[default]
+    Anyone,
+    /// Only a Senior's or the CEO's who is not the PR's author: tests are run by someone who
+    /// does not gain from their passing.
+    Reviewers,
+}
+
+impl TestsBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestsBy::Anyone => "anyone",
+            TestsBy::Reviewers => "reviewers",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MergeMode {
@@ -92,6 +113,9 @@ pub struct Policy {
     pub required_approvals: u32,
     /// Whether a passing TEST_RUN on the head is required to merge.
     pub require_tests: bool,
+    /// Whose TEST_RUN counts for that.
+    #[serde(default)]
+    pub tests_by: TestsBy,
     pub merge_mode: MergeMode,
     /// Branches that move only through an approved merge.
     pub protected_branches: Vec<String>,
@@ -99,7 +123,13 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy { required_approvals: 1, require_tests: false, merge_mode: MergeMode::Merge, protected_branches: vec!["main".into()] }
+        Policy {
+            required_approvals: 1,
+            require_tests: false,
+            tests_by: TestsBy::Anyone,
+            merge_mode: MergeMode::Merge,
+            protected_branches: vec!["main".into()],
+        }
     }
 }
 
@@ -109,6 +139,7 @@ impl Policy {
         vec![
             ("required_approvals", self.required_approvals.to_string()),
             ("require_tests", self.require_tests.to_string()),
+            ("tests_by", self.tests_by.as_str().to_string()),
             ("merge_mode", format!("{:?}", self.merge_mode).to_lowercase()),
             ("protected_branches", self.protected_branches.join(",")),
         ]
@@ -124,6 +155,13 @@ impl Policy {
                     policy.required_approvals = value.parse().ok().filter(|n: &u32| *n <= 10).ok_or_else(|| bad() + " (0 to 10)")?
                 }
                 "require_tests" => policy.require_tests = value.parse().map_err(|_| bad() + " (true or false)")?,
+                "tests_by" => {
+                    policy.tests_by = match value.as_str() {
+                        "anyone" => TestsBy::Anyone,
+                        "reviewers" => TestsBy::Reviewers,
+                        _ => return Err(bad() + " (anyone or reviewers)"),
+                    }
+                }
                 "merge_mode" => {
                     policy.merge_mode = match value.as_str() {
                         "merge" => MergeMode::Merge,
@@ -136,7 +174,7 @@ impl Policy {
                 }
                 _ => {
                     return Err(format!(
-                        "unknown policy '{name}' (known: required_approvals, require_tests, merge_mode, protected_branches)"
+                        "unknown policy '{name}' (known: required_approvals, require_tests, tests_by, merge_mode, protected_branches)"
                     ))
                 }
             }
@@ -258,7 +296,7 @@ pub fn evaluate_gate(state: &State, pr: &Pr, merger: &str) -> Gate {
     }
     let mut test_run = None;
     if policy.require_tests {
-        let latest = state.governance.test_runs.iter().rev().find(|t| t.commit == pr.head);
+        let latest = state.governance.test_runs.iter().rev().find(|t| t.commit == pr.head && test_counts(state, pr, policy, t));
         match latest {
             Some(t) if t.passed => test_run = Some(t.event.clone()),
             Some(t) => unmet.push(format!(
@@ -266,10 +304,31 @@ pub fn evaluate_gate(state: &State, pr: &Pr, merger: &str) -> Gate {
                 short(&pr.head),
                 t.exit_code.map_or("killed by a signal".to_string(), |c| format!("exit {c}"))
             )),
+            None if policy.tests_by == TestsBy::Reviewers => {
+                let own = state.governance.test_runs.iter().any(|t| t.commit == pr.head && t.by == pr.author);
+                unmet.push(format!(
+                    "no TEST_RUN on head {} by a senior or the ceo other than {} (policy tests_by=reviewers{})",
+                    short(&pr.head),
+                    pr.author,
+                    if own { format!("; {}'s own does not count", pr.author) } else { String::new() }
+                ))
+            }
             None => unmet.push(format!("no TEST_RUN on head {} (policy require_tests)", short(&pr.head))),
         }
     }
     Gate { required_approvals: required, approvals, require_tests: policy.require_tests, test_run, unmet }
+}
+
+/// Whether `test` may satisfy the policy's `require_tests` for `pr`: anyone's, or with
+/// `tests_by=reviewers` only an active Senior's or the CEO's who is not the PR's author.
+pub fn test_counts(state: &State, pr: &Pr, policy: &Policy, test: &TestRecord) -> bool {
+    match policy.tests_by {
+        TestsBy::Anyone => true,
+        TestsBy::Reviewers => {
+            test.by != pr.author
+                && state.agents.get(&test.by).is_some_and(|a| a.status == AgentStatus::Active && matches!(a.role, Role::Ceo | Role::Senior))
+        }
+    }
 }
 
 /// Reviewers whose latest counting review on the current head approves, and those whose

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use apply::{apply, Applied, Verified};
 pub use gates::check_scope as gates_check_scope;
-pub use governance::{evaluate_gate, Governance, Policy, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus};
+pub use governance::{evaluate_gate, Governance, Policy, Pr, PrStatus, Proposal, ProposalKind, ProposalStatus, TestsBy};
 pub use graph::would_cycle;
 pub use runs::{spent_budget, valid_setting};
 

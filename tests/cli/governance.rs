@@ -580,6 +580,42 @@ fn failing_or_missing_tests_block_when_policy_requires_them() {
 }
 
 #[test]
+fn with_tests_by_reviewers_the_authors_own_test_run_does_not_count() {
+    // A TEST_RUN says what its signer saw. With tests_by=reviewers the gate takes only the word
+    // of a Senior or the CEO who is not the PR's author: a Junior cannot vouch for its own head.
+    let env = TestEnv::with_org();
+    seed_main(&env);
+    let (_, pr, head) = junior_pr(&env, "jill", "vouched");
+    refused(&env, "alice", &["decide", "--policy", "tests_by=me", "-m", "x"], "policy tests_by cannot be 'me' (anyone or reviewers)");
+    run(&env, "alice", &["decide", "--policy", "require_tests=true", "--policy", "tests_by=reviewers", "-m", "independent tests"])
+        .success();
+    assert_eq!(env.clutch(["decision", "list", "--json"]).success().json()["policy"]["tests_by"], "reviewers");
+    run(&env, "bob", &["pr", "review", &pr, "--approve", "-m", "ok"]).success();
+    merge_blocked(
+        &env,
+        "bob",
+        &pr,
+        &[&format!("no TEST_RUN on head {} by a senior or the ceo other than jill (policy tests_by=reviewers)", short(&head))],
+    );
+
+    run(&env, "jill", &["test", "run", "--pr", &pr, "--", "true"]).success();
+    merge_blocked(&env, "bob", &pr, &["by a senior or the ceo other than jill", "jill's own does not count"]);
+
+    // The reviewer's run counts; a failing one of the author's after it changes nothing.
+    let passed = run(&env, "bob", &["test", "run", "--pr", &pr, "--json", "--", "true"]).success().json();
+    run(&env, "jill", &["test", "run", "--pr", &pr, "--", "false"]).code(1);
+    let approved = merge_ok(&env, "bob", &pr);
+    assert_eq!(approved["payload"]["gate"]["test_run"], passed["event"], "the gate names the reviewer's run");
+
+    // Back to anyone: the author's latest word counts again.
+    let (_, pr2, _) = junior_pr(&env, "jill", "trusted");
+    run(&env, "alice", &["decide", "--policy", "tests_by=anyone", "-m", "we trust our juniors"]).success();
+    run(&env, "bob", &["pr", "review", &pr2, "--approve", "-m", "ok"]).success();
+    run(&env, "jill", &["test", "run", "--pr", &pr2, "--", "true"]).success();
+    merge_ok(&env, "bob", &pr2);
+}
+
+#[test]
 fn two_approvals_when_the_policy_asks_for_two() {
     let env = TestEnv::with_org();
     seed_main(&env);

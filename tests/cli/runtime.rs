@@ -438,6 +438,71 @@ fn runtime_work_in_parallel_respects_dependencies_and_never_doubles_up_on_a_task
 }
 
 #[test]
+fn runtime_work_with_tests_by_reviewers_has_the_reviewer_run_the_tests_it_merges_on() {
+    let env = TestEnv::new();
+    seed_main(&env);
+    env.clutch(["init", "--name", "acme", "--founder", "ceo"]).success();
+    let check = "sh -c 'for f in work/*.md; do grep -q \"^# \" \"$f\" || exit 1; done'";
+    let test = format!("test_command={check}");
+    env.clutch(["agent", "add", "rev", "--role", "senior", "--runtime", "in-process", "--runtime-opt", "program=reviewer"]).success();
+    env.clutch([
+        "agent",
+        "add",
+        "ann",
+        "--role",
+        "junior",
+        "--runtime",
+        "in-process",
+        "--runtime-opt",
+        "program=worker",
+        "--runtime-opt",
+        &test,
+    ])
+    .success();
+    env.clutch(["decide", "--policy", "require_tests=true", "--policy", "tests_by=reviewers", "-m", "tests by reviewers"]).success();
+
+    // The reviewer has no test_command: ann's own tests do not count, so the approved PR
+    // waits, and work says for what.
+    let first = env.new_task("rev", "Spec", &[]);
+    let out = env.clutch(["work"]).success();
+    let prs = env.state()["governance"]["prs"].clone();
+    let pr = prs.as_object().expect("prs").keys().next().expect("ann opened a PR").clone();
+    assert!(out.stdout.contains(&format!("{pr} waits: no TEST_RUN on head")), "{out}");
+    assert!(out.stdout.contains("by a senior or the ceo other than ann (policy tests_by=reviewers; ann's own does not count)"), "{out}");
+    assert!(out.stdout.contains("0 merges, 1 PRs waiting"), "{out}");
+    let report = env.clutch(["work", "--json"]).success().json();
+    assert_eq!(report["waiting"][0][0], pr.as_str(), "{report}");
+
+    // The reviewer runs them by hand: the next work merges.
+    env.clutch_as("rev", ["test", "run", "--pr", &pr, "--", "sh", "-c", &check[7..check.len() - 1]]).success();
+    let report = env.clutch(["work", "--json"]).success().json();
+    assert_eq!(report["merged"].as_array().expect("merged").len(), 1, "{report}");
+
+    // With a test_command of its own, the reviewer runs the tests when it approves.
+    env.clutch(["agent", "config", "rev", "--runtime", "in-process", "--runtime-opt", "program=reviewer", "--runtime-opt", &test])
+        .success();
+    let second = env.new_task("rev", "Guide", &[]);
+    let report = env.clutch(["work", "--json"]).success().json();
+    assert_eq!(report["errors"], Value::Array(Vec::new()), "work ran without problems: {report}");
+    assert_eq!(report["merged"].as_array().expect("merged").len(), 1, "merged: {report}");
+    assert_eq!(report["waiting"], Value::Array(Vec::new()), "nothing waits: {report}");
+    let log = log(&env);
+    let state = env.state();
+    for task in [&first, &second] {
+        assert_eq!(state["tasks"][task]["status"], "done", "{task} is done");
+    }
+    for merge in of_kind(&log, "MERGE_APPROVED") {
+        let test_run = str_field(&merge.payload()["gate"], "test_run");
+        let tested = log.iter().find(|e| e.commit == test_run).unwrap_or_else(|| panic!("the gate's test run {test_run} is in the log"));
+        assert_eq!(tested.kind(), "TEST_RUN");
+        assert_eq!(tested.actor(), "rev", "the reviewer ran the tests the merge counts: {}", tested.event);
+        assert_eq!(tested.payload()["commit"], merge.payload()["head"], "on the merged head");
+        assert_eq!(tested.payload()["passed"], true);
+    }
+    assert!(of_kind(&log, "TEST_RUN").iter().any(|e| e.actor() == "ann"), "ann's own test runs are in the log");
+}
+
+#[test]
 fn runtime_work_in_parallel_four_survives_its_own_concurrent_worktrees() {
     // Four runs at once, reviews and work mixed: each run adds and removes a git worktree while
     // the others do. `git worktree add` reads every other worktree's admin files, so runs must
