@@ -68,13 +68,19 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
         (None, None) => return Err(Error::user("a bare repository has no work tree to test in").hint("pass --pr PR")),
     };
     let started = crate::env::monotonic();
-    let (status, output) = execute(&dir, run.command)?;
+    // A signal before the command started (while the checkout was made) starts nothing.
+    let executed = match crate::interrupt::interrupted() {
+        Some(_) => None,
+        None => Some(execute(&dir, run.command)),
+    };
     let duration_ms = started.elapsed().as_millis() as u64;
     drop(worktree);
     // A terminal's Ctrl-C reaches the command too: its failure says nothing about the commit.
     if let Some(signal) = crate::interrupt::interrupted() {
         return Err(Error::interrupted(signal, format!("interrupted by {} while the tests ran: no TEST_RUN was recorded", signal.name)));
     }
+    let Some(executed) = executed else { return Err(Error::internal("the test command was not started")) };
+    let (status, output) = executed?;
     let exit_code = status.code();
     let passed = status.success();
     let tail = tail(&output);
@@ -173,7 +179,8 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
         ))
         .hint("make it run without a prompt (stdin is empty, and credentials must come from the environment or a file)"));
     }
-    let status = ended.status.ok_or_else(|| Error::internal(format!("'{}' was killed with its keeper: no exit status", command[0])))?;
+    let status =
+        ended.status.ok_or_else(|| Error::internal(format!("'{}' ended without an exit status: its keeper was killed", command[0])))?;
     Ok((status, kept_output))
 }
 

@@ -296,7 +296,7 @@ impl Session<'_> {
         if let Some(signal) = crate::interrupt::interrupted() {
             return Outcome::failed(format!("interrupted by {} before the task was sent", signal.name));
         }
-        let result = match self.call(protocol.method("send"), params, self.remaining()) {
+        let result = match self.call(protocol.method("send"), params, self.remaining(), true) {
             Ok(result) => result,
             Err(Failure::TimedOut) => return self.timed_out(None),
             Err(Failure::Said(why)) => return Outcome::failed(why),
@@ -332,7 +332,7 @@ impl Session<'_> {
                 return Outcome::failed(format!("interrupted by {} while the agent's task {id} ran: clutch {cancelled}", signal.name));
             }
             wait = (wait * 3 / 2).min(Duration::from_secs(5));
-            match self.call(protocol.method("get"), json!({"id": id, "historyLength": 0}), self.remaining()) {
+            match self.call(protocol.method("get"), json!({"id": id, "historyLength": 0}), self.remaining(), true) {
                 Ok(result) => {
                     errors = 0;
                     match classify(&result) {
@@ -449,7 +449,7 @@ impl Session<'_> {
 
     /// Ask the agent to cancel its task; says how that went.
     fn cancel(&mut self, id: &str) -> String {
-        match self.call(self.settings.protocol.method("cancel"), json!({"id": id}), SHORT) {
+        match self.call(self.settings.protocol.method("cancel"), json!({"id": id}), SHORT, false) {
             Ok(_) => "cancelled it".to_string(),
             Err(Failure::Said(why)) => format!("could not cancel it ({why})"),
             Err(Failure::TimedOut) => "could not cancel it (no answer)".to_string(),
@@ -502,9 +502,9 @@ impl Session<'_> {
     /// One JSON-RPC call; its `result`, or a one-line failure. The exchange runs on a thread
     /// of its own, so that a signal (see [`crate::interrupt`]) ends the wait at once instead of
     /// when an agent that holds the request finally answers: the call then fails with
-    /// [`Failure::Interrupted`], and its thread is left to end at its own timeout. Calls made
-    /// after the interrupt (cancelling the task) still run to their end.
-    fn call(&mut self, method: &str, params: Value, timeout: Duration) -> Result<Value, Failure> {
+    /// [`Failure::Interrupted`], and its thread is left to end at its own timeout. A call that
+    /// is not `interruptible` (cancelling the task, after an interrupt) runs to its end.
+    fn call(&mut self, method: &str, params: Value, timeout: Duration, interruptible: bool) -> Result<Value, Failure> {
         let id = self.next_id;
         self.next_id += 1;
         let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
@@ -518,7 +518,6 @@ impl Session<'_> {
         if let Some(token) = &self.settings.token {
             builder = builder.header("Authorization", format!("Bearer {token}"));
         }
-        let interruptible = crate::interrupt::interrupted().is_none();
         let (sender, answer) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let exchanged = builder.send(body.as_bytes()).map(|mut response| {

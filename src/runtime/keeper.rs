@@ -7,7 +7,12 @@
 //! double fork, a process that cleared its environment or made itself non-dumpable — is
 //! reparented to the keeper, not to init and not to clutch. When the program's leader ends (or
 //! clutch asks, or clutch dies), the keeper kills the program's group, then kills and reaps
-//! every child it has until none is left, writes how the program ended to REPORT, and exits.
+//! every child it has until none is left, writes how the program ended to REPORT (clutch's
+//! own descriptor of an anonymous file, `/proc/CLUTCH/fd/N`), and exits.
+//!
+//! The keeper runs with the program's environment, so what the program is given to load
+//! (`LD_PRELOAD` among its variables) loads into the keeper too; it is the same user's code
+//! either way, outside any sandbox the program's own runtime sets up.
 //!
 //! Signals: SIGTERM, SIGINT, SIGHUP and SIGCONT sent to the keeper are passed on to the
 //! program's group (a test suite's own clean-up runs); SIGUSR1 means "kill the run now"; and
@@ -64,16 +69,14 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         return 2;
     };
     let parent: Option<i32> = parent.to_str().and_then(|p| p.parse().ok());
+    let parent_gone = || parent.is_some_and(|p| rustix::process::getppid().map(|pp| pp.as_raw_nonzero().get()) != Some(p));
     let watch_terminal = watch == "tty";
 
     let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
+    // Handlers first, so that neither a signal from clutch nor clutch's death (SIGUSR1, armed
+    // next) can end the keeper before it has swept.
     let kill_now = Arc::new(AtomicBool::new(false));
-    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::USR1));
-    // clutch may have died before that took effect.
-    if parent.is_some_and(|p| rustix::process::getppid().map(|pp| pp.as_raw_nonzero().get()) != Some(p)) {
-        let _ = std::fs::remove_file(report);
-        return 1;
-    }
+    let _ = signal_hook::flag::register(Signal::USR1.as_raw(), kill_now.clone());
     let ignored = crate::interrupt::ignored_signals();
     let mut forwarded = Vec::new();
     for signal in [Signal::TERM, Signal::INT, Signal::HUP, Signal::CONT] {
@@ -85,7 +88,11 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             forwarded.push((signal, flag));
         }
     }
-    let _ = signal_hook::flag::register(Signal::USR1.as_raw(), kill_now.clone());
+    let _ = rustix::process::set_parent_process_death_signal(Some(Signal::USR1));
+    // clutch may have died before that took effect.
+    if parent_gone() {
+        return 1;
+    }
 
     use std::os::unix::process::CommandExt as _;
     let child = match Command::new(program).args(rest).process_group(0).spawn() {
@@ -109,37 +116,62 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
         if kill_now.load(Ordering::SeqCst) {
             let _ = rustix::process::kill_process_group(leader, Signal::KILL);
         }
-        // Every dead child is reaped here, the program's leader among them.
-        while let Ok(Some((pid, status))) = rustix::process::wait(WaitOptions::NOHANG) {
-            if pid == leader {
+        // The leader's end is seen without reaping it: while it is a zombie its group id
+        // cannot be reused, so the group is killed before the leader is reaped.
+        let exited = rustix::process::waitid(
+            rustix::process::WaitId::Pid(leader),
+            rustix::process::WaitIdOptions::EXITED | rustix::process::WaitIdOptions::NOHANG | rustix::process::WaitIdOptions::NOWAIT,
+        );
+        if matches!(exited, Ok(Some(_))) {
+            let _ = rustix::process::kill_process_group(leader, Signal::KILL);
+            if let Ok(Some((_, status))) = rustix::process::waitpid(Some(leader), WaitOptions::NOHANG) {
                 ended = Some(status.as_raw());
             }
+            continue;
         }
-        if ended.is_none() && watch_terminal && last_look.elapsed() >= Duration::from_millis(250) {
+        if exited.is_err() {
+            // Not our child any more (cannot happen): no status to report.
+            break;
+        }
+        reap_dead_orphans(leader);
+        if watch_terminal && last_look.elapsed() >= Duration::from_millis(250) {
             last_look = Instant::now();
             if super::process::group_stopped(leader.as_raw_nonzero().get() as u32) {
                 stopped = true;
                 let _ = rustix::process::kill_process_group(leader, Signal::KILL);
             }
         }
-        if ended.is_none() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        std::thread::sleep(Duration::from_millis(10));
     }
-    let _ = rustix::process::kill_process_group(leader, Signal::KILL);
     sweep();
-    if parent.is_some_and(|p| rustix::process::getppid().map(|pp| pp.as_raw_nonzero().get()) != Some(p)) {
-        // clutch is gone: nobody will read the report, so leave no file behind.
-        let _ = std::fs::remove_file(report);
+    if parent_gone() {
+        // clutch is gone: nobody will read the report.
         return 1;
     }
-    let outcome = if stopped { Report::StoppedForTerminal } else { Report::Ended(ended.unwrap_or(0)) };
-    write_report(report, outcome)
+    match (stopped, ended) {
+        (true, _) => write_report(report, Report::StoppedForTerminal),
+        (false, Some(raw)) => write_report(report, Report::Ended(raw)),
+        (false, None) => 1,
+    }
+}
+
+/// Reap the dead children other than `leader` (orphans that came to the keeper and died), so
+/// none stays a zombie while the program runs.
+fn reap_dead_orphans(leader: Pid) {
+    for child in super::process::children() {
+        if child.state == "Z" && child.pid != leader.as_raw_nonzero().get() {
+            if let Some(pid) = Pid::from_raw(child.pid) {
+                let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
+            }
+        }
+    }
 }
 
 /// Kill and reap every child of the keeper (the orphans that came to it) until it has none;
-/// a killed process's own children come to the keeper in turn. Bounded: a process that cannot
-/// be killed (stuck in the kernel) is left rather than waited on forever.
+/// a killed process's own children come to the keeper in turn. SIGKILL goes to every child
+/// whatever its state: a process whose main thread ended shows as a zombie while its other
+/// threads still run (and hold the run's pipes). Bounded: a process that cannot be killed
+/// (stuck in the kernel) is left rather than waited on forever.
 fn sweep() {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
@@ -151,11 +183,13 @@ fn sweep() {
                 Err(_) => return,
             }
         }
+        if !super::process::proc_usable() {
+            // Without a /proc that numbers processes as we do, living orphans cannot be found.
+            return;
+        }
         for child in super::process::children() {
-            if child.state != "Z" {
-                if let Some(pid) = Pid::from_raw(child.pid) {
-                    let _ = rustix::process::kill_process(pid, Signal::KILL);
-                }
+            if let Some(pid) = Pid::from_raw(child.pid) {
+                let _ = rustix::process::kill_process(pid, Signal::KILL);
             }
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -163,8 +197,8 @@ fn sweep() {
 }
 
 fn write_report(path: &std::ffi::OsStr, report: Report) -> i32 {
-    // The file exists (clutch made it, 0600); the keeper only fills it.
-    match std::fs::OpenOptions::new().write(true).truncate(true).open(path) {
+    // The path names the file clutch holds open (/proc/PID/fd/N): no other file is reached.
+    match std::fs::OpenOptions::new().write(true).open(path) {
         Ok(mut file) => {
             use std::io::Write as _;
             if file.write_all(report.encode().as_bytes()).is_ok() {

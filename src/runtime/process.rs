@@ -167,12 +167,16 @@ const KEEPER_GRACE: Duration = Duration::from_secs(15);
 /// A program running under a keeper ([`super::keeper`]): clutch's child is the keeper, the
 /// program is the keeper's child, in a process group of its own, and whatever it orphans goes
 /// to the keeper, which kills and reaps it all when the program ends. Signals go to the
-/// keeper, which passes them on.
+/// keeper, which passes them on. Dropped unfinished (a panic), the keeper is killed.
 pub struct Kept {
     /// The keeper. Its stdin, stdout and stderr are the program's.
     pub child: std::process::Child,
-    report: std::path::PathBuf,
+    /// Where the keeper reports: an anonymous file (memfd) only clutch holds. The keeper
+    /// reaches it as `/proc/CLUTCH/fd/N`; no path in a shared directory can be swapped for a
+    /// FIFO or a link by the program, and nothing is left behind if clutch is killed.
+    report: std::fs::File,
     mark: String,
+    finished: bool,
 }
 
 /// How a kept program ended.
@@ -190,19 +194,27 @@ impl Kept {
     /// keeper, stdout and stderr piped. With `watch_terminal` a program that stops to read
     /// the terminal is killed and [`Ended::stopped_for_terminal`].
     pub fn spawn(command: &Command, clear_env: bool, watch_terminal: bool, stdin: Stdio) -> std::io::Result<Kept> {
-        let exe = std::env::current_exe()?;
-        let mut keeper = Command::new(exe);
+        let keeper_failed =
+            |what: &str, err: std::io::Error| std::io::Error::new(err.kind(), format!("cannot start clutch's keeper ({what}): {err}"));
+        // /proc/self/exe runs this very binary even when its file was replaced or removed
+        // since (an upgrade during a long `work`); current_exe() would name the removed path.
+        let exe = std::path::PathBuf::from("/proc/self/exe");
+        let exe = if exe.exists() { exe } else { std::env::current_exe().map_err(|e| keeper_failed("the clutch binary", e))? };
+        let report: std::fs::File = rustix::fs::memfd_create("clutch-keeper-report", rustix::fs::MemfdFlags::CLOEXEC)
+            .map_err(|e| keeper_failed("its report file", e.into()))?
+            .into();
+        // Numbered as /proc numbers us, which is how the keeper will look us up.
+        let me = stat("self").map_or_else(|| std::process::id() as i32, |me| me.pid);
+        let report_path = {
+            use std::os::fd::AsRawFd as _;
+            format!("/proc/{me}/fd/{}", report.as_raw_fd())
+        };
+        let mut keeper = Command::new(&exe);
+        keeper.arg0("git-clutch");
         let mark = mark(&mut keeper);
-        let report = std::env::temp_dir().join(format!("clutch-keep-{mark}"));
-        {
-            use std::os::unix::fs::OpenOptionsExt as _;
-            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&report).map_err(|err| {
-                std::io::Error::new(err.kind(), format!("cannot make the keeper's report file {}: {err}", report.display()))
-            })?;
-        }
         keeper
             .arg(super::keeper::ENTRY)
-            .arg(&report)
+            .arg(&report_path)
             .arg(if watch_terminal { "tty" } else { "-" })
             .arg(std::process::id().to_string())
             .arg(command.get_program())
@@ -220,12 +232,12 @@ impl Kept {
         if let Some(dir) = command.get_current_dir() {
             keeper.current_dir(dir);
         }
-        match keeper.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn() {
-            Ok(child) => Ok(Kept { child, report, mark }),
-            Err(err) => {
-                let _ = std::fs::remove_file(&report);
-                Err(err)
-            }
+        let child = keeper.stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).spawn();
+        match child {
+            Ok(child) => Ok(Kept { child, report, mark, finished: false }),
+            // A directory that does not exist is the program's problem, said as before.
+            Err(err) if command.get_current_dir().is_some_and(|d| !d.is_dir()) => Err(err),
+            Err(err) => Err(keeper_failed(&exe.display().to_string(), err)),
         }
     }
 
@@ -248,24 +260,40 @@ impl Kept {
         let _ = self.child.wait();
     }
 
-    /// After the keeper has ended: how the program ended. `Err` when it could not be started.
+    /// After the keeper has ended: how the program ended. `Err` when it could not be started,
+    /// or the keeper ended without saying.
     pub fn finish(mut self) -> std::io::Result<Ended> {
+        self.finished = true;
         let keeper_status = self.child.wait().ok();
         // Normally the keeper swept the run; after [`Kept::force`], or if the keeper itself
         // was killed, its orphans came to clutch and carry the run's mark.
         reap(self.child.id(), Some(&self.mark));
-        let report = std::fs::read_to_string(&self.report).ok().and_then(|text| super::keeper::Report::decode(&text));
-        let _ = std::fs::remove_file(&self.report);
+        let mut text = String::new();
+        {
+            use std::io::{Seek as _, SeekFrom};
+            let _ = self.report.seek(SeekFrom::Start(0)).and_then(|_| self.report.read_to_string(&mut text));
+        }
         use std::os::unix::process::ExitStatusExt as _;
-        match report {
+        match super::keeper::Report::decode(&text) {
             Some(super::keeper::Report::NotStarted(errno)) => Err(std::io::Error::from_raw_os_error(errno)),
             Some(super::keeper::Report::Ended(raw)) => Ok(Ended { status: Some(ExitStatus::from_raw(raw)), stopped_for_terminal: false }),
             Some(super::keeper::Report::StoppedForTerminal) => Ok(Ended { status: None, stopped_for_terminal: true }),
-            // The keeper was killed before it could report (or could not start).
-            None if keeper_status.is_some_and(|s| s.code() == Some(2)) => {
-                Err(std::io::Error::other("clutch's keeper process refused its arguments"))
-            }
-            None => Ok(Ended { status: None, stopped_for_terminal: false }),
+            // Killed (by clutch's force, or by anyone) before it could report.
+            None if keeper_status.is_some_and(|s| s.signal().is_some()) => Ok(Ended { status: None, stopped_for_terminal: false }),
+            None => Err(std::io::Error::other(format!(
+                "clutch's keeper ended ({}) without saying how the program did (is /proc mounted?)",
+                keeper_status.map_or("unknown status".to_string(), |s| s.to_string())
+            ))),
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            reap(self.child.id(), Some(&self.mark));
         }
     }
 }
@@ -331,6 +359,11 @@ fn me() -> Option<ProcStat> {
     stat("self").filter(|me| me.pid == rustix::process::getpid().as_raw_nonzero().get())
 }
 
+/// Whether /proc describes processes as this process numbers them (see [`me`]).
+pub(super) fn proc_usable() -> bool {
+    me().is_some()
+}
+
 /// Every child of this process now.
 pub(super) fn children() -> Vec<ProcStat> {
     let Some(me) = me() else { return Vec::new() };
@@ -384,9 +417,9 @@ fn reap(leader: u32, mark: Option<&str>) {
         }
         for child in ours {
             let Some(pid) = rustix::process::Pid::from_raw(child.pid) else { continue };
-            if child.state != "Z" {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+            // Whatever its state: a process whose main thread ended shows as a zombie while its
+            // other threads run on.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
         }
         std::thread::sleep(Duration::from_millis(10));
