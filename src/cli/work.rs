@@ -42,6 +42,10 @@ pub fn run(ctx: &Ctx, args: &Args, out: &mut Out) -> Result<()> {
         report.runs.len(),
         report.merged.len(),
         if report.errors.is_empty() { String::new() } else { format!(", {} problems", report.errors.len()) },
-        if report.waiting.is_empty() { String::new() } else { format!(", {} PRs waiting", report.waiting.len()) }
+        match report.waiting.len() {
+            0 => String::new(),
+            1 => ", 1 PR waiting".to_string(),
+            n => format!(", {n} PRs waiting"),
+        }
     ))
 }

@@ -552,24 +552,42 @@ pub fn review(ctx: &Ctx, agent: &str, pr_id: &str) -> Result<RunReport> {
     redact_outcome(&job, &mut outcome);
     mark_interrupted(&mut outcome);
     drop(worktree);
+    // When only a reviewer's tests count (policy tests_by=reviewers), a reviewer with a
+    // test_command runs it on the head before its approval is recorded; when they fail, it
+    // asks for changes instead, so the task goes back to its author rather than wait.
+    let mut tests_passed = None;
+    let policy = &state.governance.policy;
+    let test = def.settings.get("test_command").filter(|_| crate::interrupt::interrupted().is_none());
+    let approving = outcome.status == RunStatus::Succeeded && matches!(outcome.verdict, Some((Verdict::Approve, _)));
+    if let (true, TestsBy::Reviewers, true, Some(test)) = (policy.require_tests, policy.tests_by, approving, test) {
+        let command = vec!["sh".to_string(), "-c".to_string(), test.clone()];
+        let run = test_run::Run { task: None, pr: Some(&pr.id), command: &command, cost: Cost::default() };
+        match test_run::run(ctx, agent, &run) {
+            Ok(tested) => {
+                tests_passed = Some(tested.passed);
+                if !tested.passed {
+                    let exit = tested.exit_code.map_or("killed by a signal".to_string(), |c| format!("exit {c}"));
+                    let why = format!(
+                        "the tests fail on head {} ({exit}, TEST_RUN {})",
+                        &pr.head[..10.min(pr.head.len())],
+                        tested.written.commit
+                    );
+                    outcome.summary = why.clone();
+                    outcome.verdict = Some((Verdict::RequestChanges, why));
+                }
+            }
+            // A signal stopped the tests: no verdict; the run is recorded as interrupted.
+            Err(_) if crate::interrupt::interrupted().is_some() => mark_interrupted(&mut outcome),
+            Err(err) => {
+                outcome.status = RunStatus::Failed;
+                outcome.summary = format!("the reviewer's tests could not run: {}", err.message);
+            }
+        }
+    }
     let mut verdict = None;
     if let (RunStatus::Succeeded, Some((v, body))) = (outcome.status, &outcome.verdict) {
         let reviewed = pr::review(ctx, agent, &pr.id, *v, body, Cost::default())?;
         verdict = Some(if reviewed.downgraded { Verdict::Comment } else { *v });
-    }
-    // When only a reviewer's tests count (policy tests_by=reviewers), an approving reviewer
-    // with a test_command runs it on the head it approved.
-    let mut tests_passed = None;
-    let policy = &state.governance.policy;
-    let test = def.settings.get("test_command").filter(|_| crate::interrupt::interrupted().is_none());
-    if let (true, TestsBy::Reviewers, Some(Verdict::Approve), Some(test)) = (policy.require_tests, policy.tests_by, verdict, test) {
-        let command = vec!["sh".to_string(), "-c".to_string(), test.clone()];
-        let run = test_run::Run { task: None, pr: Some(&pr.id), command: &command, cost: Cost::default() };
-        match test_run::run(ctx, agent, &run) {
-            Ok(tested) => tests_passed = Some(tested.passed),
-            Err(_) if crate::interrupt::interrupted().is_some() => {}
-            Err(err) => return Err(err),
-        }
     }
     let state = ctx.load()?.state;
     finish(ctx, agent, &state, &pr.task, &run_id, &outcome, None)?;

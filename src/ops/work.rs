@@ -54,6 +54,8 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
     let parallel = parallel.max(1);
     let mut report = WorkReport::default();
     let mut failures: HashSet<String> = HashSet::new();
+    // Why a merge whose gate held was still refused (a conflict, a moved branch), by PR.
+    let mut refused: std::collections::HashMap<String, String> = std::collections::HashMap::new();
     loop {
         if let Until::Runs(n) = until {
             if report.runs.len() >= n {
@@ -74,6 +76,7 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
                     merged_any = true;
                 }
                 pr::Merged::Blocked { gate, .. } => {
+                    refused.insert(p.id.clone(), gate.unmet.join("; "));
                     report.errors.push(format!("{} blocked: {}", p.id, gate.unmet.join("; ")));
                     failures.insert(p.id.clone());
                 }
@@ -85,10 +88,6 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
 
         let actions = plan(&state, &reviewers, &failures, parallel);
         if actions.is_empty() {
-            report.waiting = waiting(&state, &reviewers);
-            for (pr, why) in &report.waiting {
-                say(&format!("{pr} waits: {why}"));
-            }
             break;
         }
         let place = ctx.place();
@@ -125,7 +124,9 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
                                 None => "",
                             }
                         ),
-                        (Action::Review { pr, .. }, Some(Verdict::Approve)) => format!("{} approved {pr}", run.agent),
+                        (Action::Review { pr, .. }, Some(Verdict::Approve)) => {
+                            format!("{} approved {pr}{}", run.agent, if run.tests_passed == Some(true) { ", tests pass" } else { "" })
+                        }
                         (Action::Review { pr, .. }, Some(Verdict::RequestChanges)) => {
                             format!("{} asked for changes on {pr}: {}", run.agent, run.summary)
                         }
@@ -133,6 +134,16 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
                     };
                     say(&what);
                     if run.status != crate::event::RunStatus::Succeeded {
+                        failures.insert(key(&action));
+                    } else if let (Action::Work { .. }, None, Some(pr)) = (&action, &run.commit, &run.pr) {
+                        // A rework that changed nothing leaves the PR with changes requested:
+                        // giving the task back again would loop forever.
+                        let why = format!(
+                            "{}: {}'s rework changed nothing, so {pr} still has changes requested; left alone for this session",
+                            run.task, run.agent
+                        );
+                        say(&why);
+                        report.errors.push(why);
                         failures.insert(key(&action));
                     }
                     report.runs.push(run);
@@ -155,21 +166,43 @@ pub fn work(ctx: &Ctx, parallel: usize, until: Until, say: &(dyn Fn(&str) + Sync
             ));
         }
     }
+    let state = ctx.load()?.state;
+    report.waiting = waiting(&state, &automated(&state, &[Role::Senior, Role::Ceo], "reviewer"), &failures, &refused);
+    for (pr, why) in &report.waiting {
+        say(&format!("{pr} waits: {why}"));
+    }
     Ok(report)
 }
 
-/// The open PRs nobody here can merge now, and why: the unmet conditions of the gate as the
-/// first automated reviewer who is not the author would meet it.
-fn waiting(state: &State, reviewers: &[String]) -> Vec<(String, String)> {
+/// The open PRs left, and what each waits for: the unmet conditions of the gate as the first
+/// automated reviewer who is not the author would meet it, else why its merge or its review
+/// failed this session.
+fn waiting(
+    state: &State,
+    reviewers: &[String],
+    failures: &HashSet<String>,
+    refused: &std::collections::HashMap<String, String>,
+) -> Vec<(String, String)> {
     state
         .governance
         .prs
         .values()
         .filter(|p| p.status == PrStatus::Open)
         .map(|p| {
-            let why = match reviewers.iter().find(|r| **r != p.author) {
+            let unmet = match reviewers.iter().find(|r| **r != p.author) {
                 Some(merger) => evaluate_gate(state, p, merger).unmet.join("; "),
                 None => "no automated senior or ceo other than its author to review and merge it".to_string(),
+            };
+            let why = match (unmet.is_empty(), refused.get(&p.id)) {
+                (false, _) => unmet,
+                (true, Some(refusal)) => format!("its gate holds, but the merge was refused: {refusal}"),
+                (true, None) if failures.contains(&p.id) => "its review run failed this session (see the errors)".to_string(),
+                (true, None) => "nothing: the next `git clutch work` merges it".to_string(),
+            };
+            let why = if failures.contains(&p.id) && !why.contains("failed this session") {
+                format!("{why} (its review run failed this session)")
+            } else {
+                why
             };
             (p.id.clone(), why)
         })

@@ -306,10 +306,12 @@ pub fn evaluate_gate(state: &State, pr: &Pr, merger: &str) -> Gate {
             )),
             None if policy.tests_by == TestsBy::Reviewers => {
                 let own = state.governance.test_runs.iter().any(|t| t.commit == pr.head && t.by == pr.author);
+                let mut others: Vec<&str> = pr.pushers.iter().map(String::as_str).filter(|p| *p != pr.author).collect();
+                others.dedup();
+                let who = std::iter::once(pr.author.as_str()).chain(others).collect::<Vec<_>>().join(" or ");
                 unmet.push(format!(
-                    "no TEST_RUN on head {} by a senior or the ceo other than {} (policy tests_by=reviewers{})",
+                    "no TEST_RUN on head {} by a senior or the ceo other than {who} (policy tests_by=reviewers{})",
                     short(&pr.head),
-                    pr.author,
                     if own { format!("; {}'s own does not count", pr.author) } else { String::new() }
                 ))
             }
@@ -320,12 +322,14 @@ pub fn evaluate_gate(state: &State, pr: &Pr, merger: &str) -> Gate {
 }
 
 /// Whether `test` may satisfy the policy's `require_tests` for `pr`: anyone's, or with
-/// `tests_by=reviewers` only an active Senior's or the CEO's who is not the PR's author.
+/// `tests_by=reviewers` only an active Senior's or the CEO's who neither opened the PR nor
+/// pushed a head of it (the same people whose approval counts).
 pub fn test_counts(state: &State, pr: &Pr, policy: &Policy, test: &TestRecord) -> bool {
     match policy.tests_by {
         TestsBy::Anyone => true,
         TestsBy::Reviewers => {
             test.by != pr.author
+                && !pr.pushers.contains(&test.by)
                 && state.agents.get(&test.by).is_some_and(|a| a.status == AgentStatus::Active && matches!(a.role, Role::Ceo | Role::Senior))
         }
     }

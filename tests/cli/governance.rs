@@ -600,12 +600,25 @@ fn with_tests_by_reviewers_the_authors_own_test_run_does_not_count() {
 
     run(&env, "jill", &["test", "run", "--pr", &pr, "--", "true"]).success();
     merge_blocked(&env, "bob", &pr, &["by a senior or the ceo other than jill", "jill's own does not count"]);
+    // Another Junior's word does not count either.
+    run(&env, "kim", &["test", "run", "--pr", &pr, "--", "true"]).success();
+    merge_blocked(&env, "bob", &pr, &["by a senior or the ceo other than jill"]);
 
     // The reviewer's run counts; a failing one of the author's after it changes nothing.
     let passed = run(&env, "bob", &["test", "run", "--pr", &pr, "--json", "--", "true"]).success().json();
     run(&env, "jill", &["test", "run", "--pr", &pr, "--", "false"]).code(1);
     let approved = merge_ok(&env, "bob", &pr);
     assert_eq!(approved["payload"]["gate"]["test_run"], passed["event"], "the gate names the reviewer's run");
+
+    // The CEO's word counts; a Senior who pushed a head of the PR is not independent of it.
+    let (_, pr3, _) = junior_pr(&env, "jill", "pushed");
+    commit_on(&env, "pushed", "pushed.txt", "a senior's fix\n");
+    run(&env, "bob", &["pr", "update", &pr3]).success();
+    run(&env, "alice", &["pr", "review", &pr3, "--approve", "-m", "ok"]).success();
+    run(&env, "bob", &["test", "run", "--pr", &pr3, "--", "true"]).success();
+    merge_blocked(&env, "alice", &pr3, &["by a senior or the ceo other than jill or bob (policy tests_by=reviewers)"]);
+    run(&env, "alice", &["test", "run", "--pr", &pr3, "--", "true"]).success();
+    merge_ok(&env, "alice", &pr3);
 
     // Back to anyone: the author's latest word counts again.
     let (_, pr2, _) = junior_pr(&env, "jill", "trusted");
@@ -843,6 +856,37 @@ fn forged_merge_approvals_are_rejected() {
     merge_ok(&env, "bob", &pr);
     assert_eq!(env.state()["tasks"][&task]["status"], "done");
     assert_eq!(env.clutch(["verify", "--json"]).code(1).json()["rejected"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn forged_merge_counting_the_authors_own_tests_is_rejected() {
+    // Under tests_by=reviewers, a merge whose gate leans on the author's own TEST_RUN is
+    // refused at replay, as it would be at write time and by the server's hook.
+    let env = TestEnv::with_org();
+    let base = seed_main(&env);
+    let (task, pr, head) = junior_pr(&env, "jill", "self-tested");
+    run(&env, "alice", &["decide", "--policy", "require_tests=true", "--policy", "tests_by=reviewers", "-m", "independent tests"])
+        .success();
+    run(&env, "bob", &["pr", "review", &pr, "--approve", "-m", "ok"]).success();
+    let own = run(&env, "jill", &["test", "run", "--pr", &pr, "--json", "--", "true"]).success().json();
+    let before = env.log_head().expect("a log");
+    let tree = env.git_ok(["merge-tree", "--write-tree", "main", "self-tested"]);
+    let who = Ident::agent("bob", env.now());
+    let result = env.commit_tree(&tree, &[&base, &head], &who, &who, "Merge\n", Some(&env.key_file("bob")));
+    let gate = json!({"required_approvals": 1, "approvals": ["bob"], "require_tests": true, "test_run": own["event"], "unmet": []});
+    let forged = forge(&env, &before, "bob", "MERGE_APPROVED", json!({"pr": pr, "head": head, "gate": gate, "result": result}));
+    git_verify(&env, &forged).success();
+    assert_verify_lists(
+        &env,
+        &[(
+            &forged,
+            &format!(
+                "merge gate of {pr} does not hold: no TEST_RUN on head {} by a senior or the ceo other than jill (policy tests_by=reviewers; jill's own does not count)",
+                short(&head)
+            ),
+        )],
+    );
+    assert_eq!(env.state()["tasks"][&task]["status"], "assigned", "the forged merge delivers nothing");
 }
 
 #[test]

@@ -442,8 +442,8 @@ fn runtime_work_with_tests_by_reviewers_has_the_reviewer_run_the_tests_it_merges
     let env = TestEnv::new();
     seed_main(&env);
     env.clutch(["init", "--name", "acme", "--founder", "ceo"]).success();
-    let check = "sh -c 'for f in work/*.md; do grep -q \"^# \" \"$f\" || exit 1; done'";
-    let test = format!("test_command={check}");
+    let inner = "for f in work/*.md; do grep -q \"^# \" \"$f\" || exit 1; done";
+    let test = format!("test_command=sh -c '{inner}'");
     env.clutch(["agent", "add", "rev", "--role", "senior", "--runtime", "in-process", "--runtime-opt", "program=reviewer"]).success();
     env.clutch([
         "agent",
@@ -469,12 +469,12 @@ fn runtime_work_with_tests_by_reviewers_has_the_reviewer_run_the_tests_it_merges
     let pr = prs.as_object().expect("prs").keys().next().expect("ann opened a PR").clone();
     assert!(out.stdout.contains(&format!("{pr} waits: no TEST_RUN on head")), "{out}");
     assert!(out.stdout.contains("by a senior or the ceo other than ann (policy tests_by=reviewers; ann's own does not count)"), "{out}");
-    assert!(out.stdout.contains("0 merges, 1 PRs waiting"), "{out}");
+    assert!(out.stdout.contains("0 merges, 1 PR waiting"), "{out}");
     let report = env.clutch(["work", "--json"]).success().json();
     assert_eq!(report["waiting"][0][0], pr.as_str(), "{report}");
 
     // The reviewer runs them by hand: the next work merges.
-    env.clutch_as("rev", ["test", "run", "--pr", &pr, "--", "sh", "-c", &check[7..check.len() - 1]]).success();
+    env.clutch_as("rev", ["test", "run", "--pr", &pr, "--", "sh", "-c", inner]).success();
     let report = env.clutch(["work", "--json"]).success().json();
     assert_eq!(report["merged"].as_array().expect("merged").len(), 1, "{report}");
 
@@ -500,6 +500,45 @@ fn runtime_work_with_tests_by_reviewers_has_the_reviewer_run_the_tests_it_merges
         assert_eq!(tested.payload()["passed"], true);
     }
     assert!(of_kind(&log, "TEST_RUN").iter().any(|e| e.actor() == "ann"), "ann's own test runs are in the log");
+    let reviews: Vec<&Value> = report["runs"].as_array().expect("runs").iter().filter(|r| r["purpose"] == "review").collect();
+    assert!(reviews.iter().any(|r| r["verdict"] == "approve" && r["tests_passed"] == true), "the approving review ran the tests: {report}");
+
+    // Tests that fail under the reviewer turn its approval into a request for changes: the
+    // task goes back to ann instead of waiting. (This check fails once, then passes.)
+    let once = env.root.join("failed-once");
+    let flaky = format!("test_command=sh -c 'if [ -e {o} ]; then {inner}; else touch {o}; exit 3; fi'", o = once.display());
+    env.clutch(["agent", "config", "rev", "--runtime", "in-process", "--runtime-opt", "program=reviewer", "--runtime-opt", &flaky])
+        .success();
+    let third = env.new_task("rev", "Appendix", &[]);
+    let report = env.clutch(["work", "--json"]).success().json();
+    let runs = report["runs"].as_array().expect("runs");
+    let failed_review = runs
+        .iter()
+        .find(|r| r["purpose"] == "review" && r["tests_passed"] == false)
+        .unwrap_or_else(|| panic!("a review ran the failing tests: {report}"));
+    assert_eq!(failed_review["verdict"], "request_changes", "{report}");
+    assert!(str_field(failed_review, "summary").contains("the tests fail on head"), "{report}");
+    assert!(str_field(failed_review, "summary").contains("exit 3"), "{report}");
+    let after = runs.iter().position(|r| r == failed_review).expect("in the runs");
+    assert!(runs[after..].iter().any(|r| r["purpose"] == "work" && r["agent"] == "ann"), "the task went back to ann: {report}");
+    // The built-in worker has nothing more to change: work says so and stops, instead of
+    // giving the task back forever.
+    let errors: Vec<&str> = report["errors"].as_array().expect("errors").iter().filter_map(Value::as_str).collect();
+    assert!(errors.iter().any(|e| e.contains(&format!("{third}: ann's rework changed nothing"))), "{report}");
+    assert_eq!(report["merged"], Value::Array(Vec::new()), "{report}");
+
+    // A fix pushed by hand gets a new review; the tests pass now and the merge goes through.
+    let pr = str_field(&runs[after], "pr").to_string();
+    let branch = str_field(&env.state()["governance"]["prs"][&pr], "head_branch").to_string();
+    env.git_ok(["checkout", "-q", &branch]);
+    std::fs::write(env.repo.join("fix.txt"), "fixed\n").expect("write the fix");
+    env.git_ok(["add", "fix.txt"]);
+    env.git_ok(["commit", "-q", "-m", "fix"]);
+    env.git_ok(["checkout", "-q", "main"]);
+    env.clutch_as("ann", ["pr", "update", &pr]).success();
+    let report = env.clutch(["work", "--json"]).success().json();
+    assert_eq!(report["merged"].as_array().expect("merged").len(), 1, "merged in the end: {report}");
+    assert_eq!(env.state()["tasks"][&third]["status"], "done");
 }
 
 #[test]
@@ -973,7 +1012,7 @@ fn runtime_processes_that_leave_the_agents_group_do_not_outlive_the_run() {
         &format!(
             "setsid sh -c 'echo $$ >> {p}; exec sleep 300' &\nsetsid sh -c 'echo $$ >> {p}; exec sleep 300' >/dev/null 2>&1 </dev/null &\n\
              setsid env -i /bin/sh -c 'echo $$ >> {p}; exec sleep 300' >/dev/null 2>&1 </dev/null &\n\
-             while [ \"$(wc -l < {p} 2>/dev/null)\" -lt 3 ]; do sleep 0.1; done\necho done > done.txt\n\
+             while [ \"$(cat {p} 2>/dev/null | wc -l)\" -lt 3 ]; do sleep 0.1; done\necho done > done.txt\n\
              echo '{{\"summary\": \"left three daemons behind\"}}'\n",
             p = pids.display()
         ),
@@ -1087,7 +1126,7 @@ fn runtime_a_test_command_s_daemons_do_not_outlive_it() {
     let (env, _main) = org();
     let pids = env.root.join("pids");
     let command = format!(
-        "setsid sh -c 'echo $$ >> {p}; exec sleep 300' & while [ \"$(wc -l < {p} 2>/dev/null)\" -lt 1 ]; do sleep 0.1; done; echo tests pass",
+        "setsid sh -c 'echo $$ >> {p}; exec sleep 300' & while [ \"$(cat {p} 2>/dev/null | wc -l)\" -lt 1 ]; do sleep 0.1; done; echo tests pass",
         p = pids.display()
     );
     let out = env.clutch(["test", "run", "--json", "--", "sh", "-c", &command]);
