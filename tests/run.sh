@@ -15,6 +15,7 @@ command -v python3 >/dev/null || need_apt+=(python3)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v age >/dev/null || need_apt+=(age)
+command -v man >/dev/null || need_apt+=(man-db)
 if ((${#need_apt[@]})); then
     step "installing ${need_apt[*]}"
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -20,6 +20,7 @@ mod hooks;
 mod hr;
 mod init;
 mod log;
+mod man;
 mod output;
 mod pr;
 mod project;
@@ -100,6 +101,7 @@ pub enum Command {
     Secret(secret::Command),
     #[command(subcommand)]
     Auth(auth::Command),
+    Man(man::Args),
 }
 
 /// Entry point of the binary: returns the process exit code.
@@ -144,6 +146,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Demo(args) => return demo::run(&env, args, &mut out),
         Command::Secret(cmd) => return secret::run(&env, cmd, &mut out),
         Command::Auth(cmd) => return auth::run(&env, cmd, &mut out),
+        Command::Man(args) => return man::run(args, &mut out),
         Command::Hook(cmd) => return hooks::run::run(&env, cmd),
         Command::Hooks(cmd) => {
             let ctx = std::env::current_dir().ok().and_then(|cwd| Store::discover(&cwd).ok()).map(|store| Ctx::new(store, env.clone()));
@@ -182,7 +185,8 @@ fn run(cli: Cli) -> Result<()> {
         | Command::Hook(_)
         | Command::Hooks(_)
         | Command::Secret(_)
-        | Command::Auth(_) => {
+        | Command::Auth(_)
+        | Command::Man(_) => {
             unreachable!("handled before opening the repository")
         }
     }

@@ -12,6 +12,7 @@ mod apply;
 mod auth;
 mod docker;
 mod governance;
+mod man;
 mod runtime;
 mod secrets;
 mod sync;
