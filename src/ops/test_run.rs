@@ -145,6 +145,7 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
     // When the command was asked to stop (SIGTERM), and when it was killed.
     let mut stopping: Option<std::time::Instant> = None;
     let mut killed: Option<std::time::Instant> = None;
+    let mut backoff = crate::runtime::process::Backoff::new(std::time::Duration::from_millis(20));
     loop {
         match kept.child.try_wait() {
             Ok(Some(_)) | Err(_) => break,
@@ -166,7 +167,7 @@ fn execute(dir: &std::path::Path, command: &[String]) -> Result<(std::process::E
             },
             Ok(None) => {}
         }
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        backoff.sleep();
     }
     let ended = kept.finish().map_err(cannot_run);
     let mut kept_output = out_thread.join().unwrap_or_default();

@@ -107,6 +107,8 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
     let mut ended = None;
     let mut stopped = false;
     let mut last_look = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut backoff = super::process::Backoff::new(Duration::from_millis(10));
     while ended.is_none() {
         for (signal, flag) in &forwarded {
             if flag.swap(false, Ordering::SeqCst) {
@@ -133,7 +135,10 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
             // Not our child any more (cannot happen): no status to report.
             break;
         }
-        reap_dead_orphans(leader);
+        if last_sweep.elapsed() >= Duration::from_secs(1) {
+            last_sweep = Instant::now();
+            reap_dead_orphans(leader);
+        }
         if watch_terminal && last_look.elapsed() >= Duration::from_millis(250) {
             last_look = Instant::now();
             if super::process::group_stopped(leader.as_raw_nonzero().get() as u32) {
@@ -141,7 +146,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
                 let _ = rustix::process::kill_process_group(leader, Signal::KILL);
             }
         }
-        std::thread::sleep(Duration::from_millis(10));
+        backoff.sleep();
     }
     sweep();
     if parent_gone() {

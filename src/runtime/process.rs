@@ -132,6 +132,7 @@ fn run(command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Fin
     });
     let mut timed_out = false;
     let mut killing: Option<Instant> = None;
+    let mut backoff = Backoff::new(Duration::from_millis(20));
     loop {
         match kept.child.try_wait() {
             Ok(Some(_)) | Err(_) => break,
@@ -149,7 +150,7 @@ fn run(command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Fin
                     }
                     _ => {}
                 }
-                std::thread::sleep(Duration::from_millis(20));
+                backoff.sleep();
             }
         }
     }
@@ -163,6 +164,25 @@ fn run(command: Command, input: &[u8], timeout: Duration) -> std::io::Result<Fin
 /// How long a keeper may take to kill and sweep its run once asked, before clutch kills the
 /// keeper itself and sweeps in its place.
 const KEEPER_GRACE: Duration = Duration::from_secs(15);
+
+/// Naps between looks at a running process: 1 ms, doubling up to `max`, so a quick program
+/// is seen to end at once and a long one costs a look every `max`.
+#[derive(Debug)]
+pub struct Backoff {
+    nap: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub fn new(max: Duration) -> Backoff {
+        Backoff { nap: Duration::from_millis(1).min(max), max }
+    }
+
+    pub fn sleep(&mut self) {
+        std::thread::sleep(self.nap);
+        self.nap = (self.nap * 2).min(self.max);
+    }
+}
 
 /// A program running under a keeper ([`super::keeper`]): clutch's child is the keeper, the
 /// program is the keeper's child, in a process group of its own, and whatever it orphans goes
