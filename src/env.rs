@@ -141,6 +141,13 @@ pub fn find_program(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
 }
 
+/// Every file named `name` in the directories of PATH, in PATH's order.
+#[allow(clippy::disallowed_methods, reason = "this is the one door")]
+pub fn on_path(name: &str) -> Vec<PathBuf> {
+    let Some(path) = std::env::var_os("PATH") else { return Vec::new() };
+    std::env::split_paths(&path).map(|dir| dir.join(name)).filter(|candidate| candidate.is_file()).collect()
+}
+
 /// Variables no agent process ever gets.
 pub const NEVER_PASSED: &[&str] = &["CLUTCH_SECRET_KEY", "CLUTCH_SECRET_KEY_FILE", "CLUTCH_HOME"];
 

@@ -32,11 +32,7 @@ pub fn run(args: &Args, out: &mut Out) -> Result<()> {
     }
     let dir = match &args.dir {
         Some(dir) => dir.clone(),
-        None => {
-            let exe = std::env::current_exe().map_err(|err| Error::user(format!("cannot tell where git-clutch is installed: {err}")))?;
-            let bin = exe.parent().ok_or_else(|| Error::user("git-clutch has no directory"))?;
-            bin.join("..").join("share").join("man")
-        }
+        None => default_dir()?,
     };
     let man1 = dir.join("man1");
     std::fs::create_dir_all(&man1).map_err(|err| {
@@ -51,6 +47,21 @@ pub fn run(args: &Args, out: &mut Out) -> Result<()> {
     })?;
     out.line(format!("wrote {}", path.display()))?;
     out.line(format!("`git clutch --help` opens it when man searches {} (else add it to MANPATH)", dir.display()))
+}
+
+/// `BIN/../share/man` for the directory BIN on PATH through which `git git-clutch` finds this
+/// binary — a symlink's directory, not its target's, since that is the one man-db maps — or,
+/// when PATH does not lead here, the binary's own directory.
+fn default_dir() -> Result<PathBuf> {
+    let exe = std::env::current_exe().map_err(|err| Error::user(format!("cannot tell where git-clutch is installed: {err}")))?;
+    let real = exe.canonicalize().unwrap_or_else(|_| exe.clone());
+    let via_path = crate::env::on_path("git-clutch").into_iter().find(|c| c.canonicalize().is_ok_and(|c| c == real));
+    let binary = via_path.unwrap_or(exe);
+    let binary = std::path::absolute(&binary).unwrap_or(binary);
+    let prefix = binary.parent().and_then(std::path::Path::parent).ok_or_else(|| {
+        Error::user(format!("git-clutch at {} has no parent directory to hold share/man", binary.display())).hint("pass --dir DIR")
+    })?;
+    Ok(prefix.join("share").join("man"))
 }
 
 /// The whole manual page: every command's long help, as `-h` would print it.
@@ -100,8 +111,8 @@ fn block(text: &str) -> String {
     out
 }
 
-/// The width of the page's text (man indents it by 7 more).
-const WIDTH: usize = 78;
+/// The width of the page's text: man indents it by 7 more, which makes 78 columns.
+const WIDTH: usize = 71;
 
 /// `line` cut at spaces into pieces of at most `width` characters. Continuations line up
 /// under the text of a `  name   description` row, else under the line's own indent.
@@ -109,19 +120,21 @@ fn wrap(line: &str, width: usize) -> Vec<String> {
     if line.chars().count() <= width {
         return vec![line.to_string()];
     }
+    // Byte offsets (for slicing) of the indent and of the text after a row's gap.
     let indent = line.len() - line.trim_start().len();
     let hanging = line[indent..]
         .find("  ")
         .map(|gap| indent + gap + line[indent + gap..].len() - line[indent + gap..].trim_start().len())
-        .filter(|h| *h < width / 2)
+        .filter(|h| line[..*h].chars().count() < width / 2)
         .unwrap_or(indent);
+    let hanging_columns = line[..hanging].chars().count();
     // The row's head (indent, name and the gap after it) stays as it is.
     let mut pieces = Vec::new();
     let mut current = line[..hanging].to_string();
     let mut words = 0;
     for word in line[hanging..].split(' ').filter(|w| !w.is_empty()) {
         if words > 0 && current.chars().count() + 1 + word.chars().count() > width {
-            pieces.push(std::mem::replace(&mut current, " ".repeat(hanging)));
+            pieces.push(std::mem::replace(&mut current, " ".repeat(hanging_columns)));
             words = 0;
         }
         if words > 0 {
@@ -134,9 +147,18 @@ fn wrap(line: &str, width: usize) -> Vec<String> {
     pieces
 }
 
-/// Backslashes and hyphens spelled for roff; a line that would read as a request is not one.
+/// Backslashes and hyphens spelled for roff, typographic marks in ASCII or roff's names (groff
+/// drops `…` in a C locale); a line that would read as a request is not one.
 fn escape(line: &str) -> String {
-    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    let escaped = line
+        .replace('\\', "\\e")
+        .replace('-', "\\-")
+        .replace('…', "...")
+        .replace('—', "\\(em")
+        .replace('–', "\\(en")
+        .replace(['‘', '’'], "'")
+        .replace(['“', '”'], "\"")
+        .replace('→', "\\(->");
     if escaped.starts_with('.') || escaped.starts_with('\'') {
         format!("\\&{escaped}")
     } else {
@@ -168,6 +190,8 @@ mod tests {
         assert!(!page.contains(".SS \"git clutch hook \"") && !page.contains(".SS \"git clutch hook\""), "hidden commands stay out");
         assert!(!page.contains(".SS \"git clutch hook pre"), "nor their subcommands");
         assert!(page.contains("\\-\\-as"), "options are spelled with roff hyphens");
+        assert!(page.is_ascii(), "nothing groff drops in a C locale: {:?}", page.chars().find(|c| !c.is_ascii()));
+        assert_eq!(super::escape("t-… — x"), "t\\-... \\(em x");
         // Inside the text blocks no line starts a roff request by accident.
         let mut in_block = false;
         for line in page.lines() {

@@ -65,6 +65,28 @@ fn man_install_defaults_to_share_man_beside_the_binary_where_man_looks() {
 }
 
 #[test]
+fn man_install_through_a_symlink_on_path_goes_where_man_looks_for_that_path() {
+    // `ln -s …/target/release/git-clutch ~/bin/`: man maps ~/bin to ~/share/man, not the
+    // target's directory.
+    let env = TestEnv::new();
+    let prefix = env.root.join("real");
+    std::fs::create_dir_all(prefix.join("bin")).expect("mkdir");
+    std::fs::copy(CLUTCH, prefix.join("bin/git-clutch")).expect("install git-clutch");
+    let home = env.root.join("home-prefix");
+    std::fs::create_dir_all(home.join("bin")).expect("mkdir");
+    std::os::unix::fs::symlink(prefix.join("bin/git-clutch"), home.join("bin/git-clutch")).expect("symlink");
+    let mut install = env.command("git");
+    install.args(["clutch", "man", "--install"]).env("PATH", format!("{}:/usr/local/bin:/usr/bin:/bin", home.join("bin").display()));
+    let out = run(install);
+    assert_eq!(out.status, 0, "{out}");
+    assert!(home.join("share/man/man1/git-clutch.1").is_file(), "the page went beside the symlink: {out}");
+    assert!(!prefix.join("share").exists(), "not beside the target: {out}");
+    let help = git_help(&env, &home.join("bin"), None);
+    assert_eq!(help.status, 0, "{help}");
+    assert!(help.stdout.contains("git clutch agent add"), "{}", help.stdout);
+}
+
+#[test]
 fn man_install_where_it_cannot_write_says_so_and_writes_nothing() {
     let env = TestEnv::new();
     let blocker = env.root.join("not-a-dir");
