@@ -79,13 +79,18 @@ pub fn check_log(
                 .into_iter()
                 .map(|oid| oid.to_string())
                 .collect();
-                let after = replay::advance(objects, Some(before), new)?;
-                for rejection in after.state.rejected.iter().filter(|r| incoming.contains(&r.commit)) {
-                    let oid = ObjectId::from_hex(rejection.commit.as_bytes()).expect("a rejection names a commit");
-                    // Refused only in the joined order, valid where it was made: superseded by a
-                    // concurrent event, which is how conflicts resolve. Anything else is refused.
-                    let genesis = pin.map(str::to_string).or_else(|| after.state.org.as_ref().map(|o| o.id.clone()));
-                    if let Some(reason) = replay::refused_on_own_history(objects, oid, genesis.as_deref())? {
+                let after = replay::advance(objects, Some(before.clone()), new)?;
+                // Refused only in the joined order, valid where it was made: superseded by a
+                // concurrent event, which is how conflicts resolve. Anything else is refused.
+                // Each history is replayed on from the last (from the server's state first), so
+                // a push of many forged events costs one replay, not one per event.
+                let judged: Vec<&crate::state::Rejection> = after.state.rejected.iter().filter(|r| incoming.contains(&r.commit)).collect();
+                let commits: Vec<ObjectId> =
+                    judged.iter().map(|r| ObjectId::from_hex(r.commit.as_bytes()).expect("a rejection names a commit")).collect();
+                let expected = pin.map(str::to_string).or_else(|| after.state.org.as_ref().map(|o| o.id.clone()));
+                let verdicts = replay::refused_on_own_histories(objects, &commits, expected.as_deref(), Some(before))?;
+                for (rejection, verdict) in judged.iter().zip(verdicts) {
+                    if let Some(reason) = verdict {
                         refusals.push(format!("{LOG_REF} carries an invalid event {}: {reason}", rejection.commit));
                     }
                 }

@@ -488,13 +488,36 @@ pub fn check_pin(store: &Store, state: &State) -> Result<()> {
 /// order decides which stands) — the log working, not a forgery. A forged or gate-breaking
 /// event is refused on its own history too; then this returns that refusal's reason.
 pub fn refused_on_own_history(store: &Store, commit: ObjectId, genesis: Option<&str>) -> Result<Option<String>> {
-    let own = advance(store, None, commit)?;
+    Ok(refused_on_own_histories(store, &[commit], genesis, None)?.remove(0))
+}
+
+/// [`refused_on_own_history`] for each of `commits` (in log order), replaying each history
+/// from the last one's state when that lies on its first-parent line (`start`, a state known
+/// to be on it, to begin with): K forged events appended one after another cost one replay
+/// of the log and the K events, not K replays of the whole log.
+pub fn refused_on_own_histories(
+    store: &Store,
+    commits: &[ObjectId],
+    genesis: Option<&str>,
+    start: Option<Loaded>,
+) -> Result<Vec<Option<String>>> {
+    let mut last = start;
+    let mut verdicts = Vec::with_capacity(commits.len());
+    for &commit in commits {
+        let own = advance(store, last.take(), commit)?;
+        verdicts.push(verdict(&own, commit, genesis));
+        last = Some(own);
+    }
+    Ok(verdicts)
+}
+
+fn verdict(own: &Loaded, commit: ObjectId, genesis: Option<&str>) -> Option<String> {
     let own_genesis = own.state.org.as_ref().map(|o| o.id.as_str());
     if let (Some(genesis), Some(own_genesis)) = (genesis, own_genesis) {
         if genesis != own_genesis {
-            return Ok(Some(format!("it was made in another org's log (genesis {own_genesis})")));
+            return Some(format!("it was made in another org's log (genesis {own_genesis})"));
         }
     }
     let hex = commit.to_string();
-    Ok(own.state.rejected.iter().find(|r| r.commit == hex).map(|r| r.reason.clone()))
+    own.state.rejected.iter().find(|r| r.commit == hex).map(|r| r.reason.clone())
 }

@@ -26,9 +26,11 @@ pub fn verify(ctx: &Ctx) -> Result<Report> {
     let state = &loaded.state;
     let mut rejected = Vec::new();
     let mut superseded = Vec::new();
-    for rejection in &state.rejected {
-        let oid = crate::store::ObjectId::from_hex(rejection.commit.as_bytes()).expect("a rejection names a commit");
-        match replay::refused_on_own_history(&ctx.store, oid, state.org.as_ref().map(|o| o.id.as_str()))? {
+    let commits: Vec<crate::store::ObjectId> =
+        state.rejected.iter().map(|r| crate::store::ObjectId::from_hex(r.commit.as_bytes()).expect("a rejection names a commit")).collect();
+    let verdicts = replay::refused_on_own_histories(&ctx.store, &commits, state.org.as_ref().map(|o| o.id.as_str()), None)?;
+    for (rejection, verdict) in state.rejected.iter().zip(verdicts) {
+        match verdict {
             Some(_) => rejected.push(rejection.clone()),
             None => superseded.push(rejection.clone()),
         }
