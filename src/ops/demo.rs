@@ -71,8 +71,9 @@ pub fn setup(dir: &Path, home: &Path, now: i64) -> Result<Ctx> {
     for (id, program) in [("sam", "reviewer"), ("jo", "worker"), ("jill", "worker")] {
         let mut settings = std::collections::BTreeMap::new();
         settings.insert("program".to_string(), program.to_string());
+        // Everyone runs the tests; only the reviewer's run counts for a merge (tests_by=reviewers).
+        settings.insert("test_command".to_string(), test.clone());
         if program == "worker" {
-            settings.insert("test_command".to_string(), test.clone());
             settings.insert("env.DEMO_TOKEN".to_string(), "secret:DEMO_TOKEN".to_string());
             settings.insert("network".to_string(), "none".to_string());
             settings.insert("sandbox".to_string(), "workspace-write".to_string());
@@ -81,8 +82,9 @@ pub fn setup(dir: &Path, home: &Path, now: i64) -> Result<Ctx> {
     }
     let mut policy = std::collections::BTreeMap::new();
     policy.insert("require_tests".to_string(), "true".to_string());
+    policy.insert("tests_by".to_string(), "reviewers".to_string());
     policy.insert("required_approvals".to_string(), "1".to_string());
-    governance::set_policy(&ctx, "ceo", &policy, "tests and one senior approval before anything reaches main")?;
+    governance::set_policy(&ctx, "ceo", &policy, "tests run by a reviewer and one senior approval before anything reaches main")?;
     governance::set_budget(&ctx, "ceo", "org", Some(5_000_000), Some(1_000_000))?;
     org::project_new(&ctx, "sam", "parser", Some("A small parser, built by the org"))?;
     let mut ids: Vec<String> = Vec::new();

@@ -230,7 +230,10 @@ fn runtime_demo_runs_clean_and_every_report_agrees_with_its_log() {
         let merge = of_kind(&log, "MERGE_APPROVED").into_iter().find(|e| e.payload()["pr"] == id.as_str()).expect("merge of the PR");
         assert_eq!(merge.payload()["head"], heads[1], "{id}: the approved head is merged");
         assert_eq!(merge.payload()["gate"]["unmet"], Value::Array(Vec::new()), "{id}: the gate was met");
-        assert!(merge.payload()["gate"]["test_run"].is_string(), "{id}: merged on a passing test run (the policy wants tests)");
+        let test_run = str_field(&merge.payload()["gate"], "test_run");
+        let tested = log.iter().find(|e| e.commit == test_run).expect("the gate's TEST_RUN is in the log");
+        assert_eq!(tested.actor(), reviews[1].actor(), "{id}: the reviewer ran the tests that count (tests_by=reviewers)");
+        assert_eq!((&tested.payload()["commit"], &tested.payload()["passed"]), (&heads[1], &Value::Bool(true)), "{id}: on the merged head");
         let order = |e: &Entry| log.iter().position(|x| x.commit == e.commit).expect("in the log");
         assert!(order(reviews[0]) < order(reviews[1]) && order(reviews[1]) < order(merge), "{id}: changes, approval, merge in that order");
     }
