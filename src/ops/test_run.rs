@@ -69,18 +69,14 @@ pub fn run(ctx: &Ctx, actor: &str, run: &Run<'_>) -> Result<Tested> {
     };
     let started = crate::env::monotonic();
     // A signal before the command started (while the checkout was made) starts nothing.
-    let executed = match crate::interrupt::interrupted() {
-        Some(_) => None,
-        None => Some(execute(&dir, run.command)),
-    };
+    let executed = crate::interrupt::interrupted().is_none().then(|| execute(&dir, run.command));
     let duration_ms = started.elapsed().as_millis() as u64;
     drop(worktree);
     // A terminal's Ctrl-C reaches the command too: its failure says nothing about the commit.
     if let Some(signal) = crate::interrupt::interrupted() {
         return Err(Error::interrupted(signal, format!("interrupted by {} while the tests ran: no TEST_RUN was recorded", signal.name)));
     }
-    let Some(executed) = executed else { return Err(Error::internal("the test command was not started")) };
-    let (status, output) = executed?;
+    let (status, output) = executed.ok_or_else(|| Error::internal("the test command was not started"))??;
     let exit_code = status.code();
     let passed = status.success();
     let tail = tail(&output);

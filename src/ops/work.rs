@@ -193,16 +193,13 @@ fn waiting(
                 Some(merger) => evaluate_gate(state, p, merger).unmet.join("; "),
                 None => "no automated senior or ceo other than its author to review and merge it".to_string(),
             };
+            let failed = failures.contains(&p.id);
+            let note = if failed { " (its review run failed this session)" } else { "" };
             let why = match (unmet.is_empty(), refused.get(&p.id)) {
-                (false, _) => unmet,
-                (true, Some(refusal)) => format!("its gate holds, but the merge was refused: {refusal}"),
-                (true, None) if failures.contains(&p.id) => "its review run failed this session (see the errors)".to_string(),
+                (false, _) => format!("{unmet}{note}"),
+                (true, Some(refusal)) => format!("its gate holds, but the merge was refused: {refusal}{note}"),
+                (true, None) if failed => "its review run failed this session (see the errors)".to_string(),
                 (true, None) => "nothing: the next `git clutch work` merges it".to_string(),
-            };
-            let why = if failures.contains(&p.id) && !why.contains("failed this session") {
-                format!("{why} (its review run failed this session)")
-            } else {
-                why
             };
             (p.id.clone(), why)
         })

@@ -163,13 +163,7 @@ pub fn main(args: &[std::ffi::OsString]) -> i32 {
 /// Reap the dead children other than `leader` (orphans that came to the keeper and died), so
 /// none stays a zombie while the program runs.
 fn reap_dead_orphans(leader: Pid) {
-    for child in super::process::children() {
-        if child.state == "Z" && child.pid != leader.as_raw_nonzero().get() {
-            if let Some(pid) = Pid::from_raw(child.pid) {
-                let _ = rustix::process::waitpid(Some(pid), WaitOptions::NOHANG);
-            }
-        }
-    }
+    super::process::reap_zombies(|c| c.pid != leader.as_raw_nonzero().get());
 }
 
 /// Kill and reap every child of the keeper (the orphans that came to it) until it has none;

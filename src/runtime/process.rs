@@ -405,7 +405,12 @@ pub(super) fn group_stopped(leader: u32) -> bool {
 /// session, so their exit statuses stay theirs to collect.
 fn reap_orphaned_zombies() {
     let Some(me) = me() else { return };
-    for child in children().into_iter().filter(|c| c.state == "Z" && c.session != me.session) {
+    reap_zombies(|c| c.session != me.session);
+}
+
+/// Reap (never wait for) the dead children of this process that `which` picks.
+pub(super) fn reap_zombies(which: impl Fn(&ProcStat) -> bool) {
+    for child in children().into_iter().filter(|c| c.state == "Z" && which(c)) {
         if let Some(pid) = rustix::process::Pid::from_raw(child.pid) {
             let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::NOHANG);
         }

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::common::{finished, parse_log, str_field, test_secret, CommandOutput, Entry, TestEnv};
+use crate::common::{finished, parse_log, poll_until, str_field, test_secret, CommandOutput, Entry, TestEnv};
 
 /// What the server's agent writes for work, and says when done (tests/agents/a2a_server.py).
 const HELLO: &str = "hello from the a2a agent\n";
@@ -414,18 +414,12 @@ fn interrupted_run(
         .stderr(Stdio::piped())
         .spawn()
         .expect("start git-clutch");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !ready(server) && std::time::Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(ready(server), "the agent was reached: {:?}", server.methods());
+    let reached = poll_until(Duration::from_secs(60), || ready(server) || !matches!(child.try_wait(), Ok(None)));
+    assert!(reached && ready(server), "the agent was reached: {:?}", server.methods());
     let pid = rustix::process::Pid::from_raw(child.id() as i32).expect("a pid");
     rustix::process::kill_process(pid, signal).expect("signal git-clutch");
     // The run's timeout is 120 s: ending well before it shows the signal was heard.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while matches!(child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(Duration::from_secs(60), || !matches!(child.try_wait(), Ok(None)));
     let Some(status) = child.try_wait().ok().flatten() else {
         let _ = child.kill();
         let _ = child.wait();

@@ -473,6 +473,21 @@ fn leaks_under(root: &Path, path: &OsStr) -> Vec<String> {
     leaks
 }
 
+/// Poll `done` every 50 ms for at most `limit`; whether it came true. For waiting on another
+/// process: the caller asserts on the outcome, never on the time it took.
+pub fn poll_until(limit: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 pub fn run(mut cmd: Command) -> CommandOutput {
     let output = cmd.output().unwrap_or_else(|err| panic!("cannot run {cmd:?}: {err}"));
     CommandOutput::from_output(output)

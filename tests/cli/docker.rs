@@ -11,7 +11,7 @@
 
 use std::io::Read as _;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -217,12 +217,8 @@ impl Drop for Background {
 
 /// Poll (bounded) until `ready` holds; panics with `what` otherwise.
 #[track_caller]
-fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready() {
-        assert!(Instant::now() < deadline, "gave up waiting (60s) for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+fn wait_for(what: &str, ready: impl FnMut() -> bool) {
+    assert!(crate::common::poll_until(Duration::from_secs(60), ready), "gave up waiting (60s) for {what}");
 }
 
 // ---------------------------------------------------------------------------------------------

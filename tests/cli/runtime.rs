@@ -1059,10 +1059,7 @@ fn runtime_a_clutch_killed_with_sigkill_leaves_no_agent_running() {
         .expect("start clutch");
     let recorded =
         || -> Vec<u32> { std::fs::read_to_string(&pids).unwrap_or_default().lines().filter_map(|l| l.trim().parse().ok()).collect() };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while recorded().len() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::common::poll_until(std::time::Duration::from_secs(60), || recorded().len() >= 2);
     // The keeper is clutch's child: `git-clutch __keep REPORT …`.
     let keeper: Vec<String> = std::fs::read_dir("/proc")
         .expect("/proc")
@@ -1080,10 +1077,7 @@ fn runtime_a_clutch_killed_with_sigkill_leaves_no_agent_running() {
     let _reaper = Reaper { env: &env, pids: recorded.clone() };
     assert_eq!(recorded.len(), 2, "the agent and its daemon started: {recorded:?}");
     // The keeper works on its own now; give it time to finish (no figure is asserted).
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while recorded.iter().any(|pid| running(&env, *pid)) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::common::poll_until(std::time::Duration::from_secs(30), || !recorded.iter().any(|pid| running(&env, *pid)));
     for pid in &recorded {
         assert!(!running(&env, *pid), "process {pid} did not outlive clutch");
     }
